@@ -1,0 +1,3 @@
+from adl.cli import main
+
+raise SystemExit(main())

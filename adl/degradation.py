@@ -1,0 +1,65 @@
+"""The degradation operator I_LR = (I_HR ∗ k)↓s of method.md §1, in torch (CPU or GPU).
+
+One function, ``apply_kernel``, serves every place that needs it: ``adl degrade``, the bicubic
+and ADL data terms, and (later) on-the-fly SR pairs, so that they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from adl.errors import AdlError
+from adl.kernels import fits_scale
+
+
+def crop_to_scale(image: np.ndarray, scale: int) -> np.ndarray:
+    """Crop an HxWx3 image at the bottom/right to a multiple of ``scale``."""
+    h, w = image.shape[:2]
+    return image[: h - h % scale, : w - w % scale]
+
+
+def kernel_tensor(kernel: np.ndarray | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(kernel) if not torch.is_tensor(kernel) else kernel).to(like)
+
+
+def apply_kernel(x: torch.Tensor, kernel: np.ndarray | torch.Tensor, scale: int) -> torch.Tensor:
+    """Correlate each channel of ``x`` (N,C,H,W) with ``kernel`` and sample every ``scale``-th pixel.
+
+    H and W must be multiples of ``scale``. Borders replicate edge pixels. The kernel's centre
+    ((K-1)/2) is aligned with HR coordinate s*i + (s-1)/2 of LR pixel i, which needs (K - s) even;
+    padding by (K - s)/2 on every side then yields exactly H/s x W/s outputs.
+    """
+    k = kernel_tensor(kernel, x)
+    kh, kw = k.shape
+    n, c, h, w = x.shape
+    if h % scale or w % scale:
+        raise ValueError(f"apply_kernel: size {h}x{w} is not a multiple of scale {scale}")
+    if not (fits_scale(kh, scale) and fits_scale(kw, scale)):
+        raise ValueError(f"apply_kernel: a {kh}x{kw} kernel does not fit scale {scale}")
+    ph, pw = (kh - scale) // 2, (kw - scale) // 2
+    if ph or pw:
+        x = F.pad(x, (pw, pw, ph, ph), mode="replicate")
+    weight = k.expand(c, 1, kh, kw)
+    return F.conv2d(x, weight, stride=scale, groups=c)
+
+
+def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """HxWx3 uint8 → 1x3xHxW float32 in [0, 255]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float()
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """1x3xHxW float in [0, 255] → HxWx3 uint8, rounded half to even and clipped."""
+    return x[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def degrade(image: np.ndarray, kernel: np.ndarray, scale: int, device: torch.device | str = "cpu") -> np.ndarray:
+    """(I_HR ∗ k)↓s for one HxWx3 uint8 image, cropped to a multiple of s first; returns uint8."""
+    hr = crop_to_scale(image, scale)
+    if hr.shape[0] == 0 or hr.shape[1] == 0:
+        raise AdlError(f"image of size {image.shape[1]}x{image.shape[0]} is smaller than the scale {scale}")
+    with torch.no_grad():
+        lr = apply_kernel(to_tensor(hr, device), kernel, scale)
+    return to_uint8(lr)
