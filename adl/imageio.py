@@ -65,7 +65,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise AdlError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise AdlError(f"{path}: cannot read image ({exc}); replace or remove the file") from None
-    return np.ascontiguousarray(arr)
+    # PIL hands out read-only views; torch.from_numpy warns on those, and callers may edit in place.
+    return np.array(arr, dtype=np.uint8, order="C", copy=True)
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:

@@ -1,0 +1,277 @@
+"""The ``adl`` command line: a thin layer that parses options and calls the library.
+
+Errors the user can fix (AdlError) become one line on stderr and exit status 1; usage errors
+exit 2; an interrupted training run exits 128+signal after saving its checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import adl
+from adl.errors import AdlError
+
+log = logging.getLogger("adl")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints the whole usage block on error; one line naming the option is enough."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def _scale(text: str) -> int:
+    value = int(text)
+    if value not in (2, 4):
+        raise argparse.ArgumentTypeError(f"{text}: scale must be 2 or 4")
+    return value
+
+
+# -- subcommands ---------------------------------------------------------------------------------
+def cmd_kernels(args) -> None:
+    from adl.imageio import write_png
+    from adl.kernels import KERNEL_NAMES, kernel_picture, synthetic_kernel
+    from adl.atomic import atomic_path
+    import numpy as np
+
+    out = Path(args.output)
+    for name in KERNEL_NAMES:
+        k = synthetic_kernel(name, args.scale)
+        with atomic_path(out / f"{name}.npy") as tmp:
+            np.save(tmp, k)
+        write_png(out / f"{name}.png", kernel_picture(k))
+    print(f"wrote {', '.join(KERNEL_NAMES)} (×{args.scale}) to {out}")
+
+
+def cmd_degrade(args) -> None:
+    from tqdm import tqdm
+
+    from adl.degradation import degrade
+    from adl.device import resolve_device
+    from adl.imageio import list_images, read_image, write_png
+    from adl.kernels import resolve_kernel
+
+    kernel = resolve_kernel(args.kernel, args.scale)
+    device = resolve_device(args.device)
+    paths = list_images(args.input, what="--input")
+    out = Path(args.output)
+    _refuse_same_folder(Path(args.input), out)
+    for path in tqdm(paths, desc="degrade", unit="img"):
+        write_png(out / f"{path.stem}.png", degrade(read_image(path), kernel, args.scale, device))
+    print(f"wrote {len(paths)} LR image(s) to {out}")
+
+
+def cmd_downsample(args) -> None:
+    from tqdm import tqdm
+
+    from adl.device import resolve_device
+    from adl.downsampling import downsample_image, load_downsampler
+    from adl.imageio import list_images, read_image, write_png
+
+    device = resolve_device(args.device)
+    model, config = load_downsampler(args.checkpoint, device)
+    scale = args.scale or config["scale"]
+    paths = list_images(args.input, what="--input")
+    out = Path(args.output)
+    _refuse_same_folder(Path(args.input), out)
+    for path in tqdm(paths, desc=f"downsample ×{scale}", unit="img"):
+        write_png(out / f"{path.stem}.png", downsample_image(model, read_image(path), scale, device))
+    print(f"wrote {len(paths)} image(s) to {out}")
+
+
+def cmd_train_downsampler(args) -> None:
+    from adl.trainer import DownsamplerOptions, train_downsampler
+
+    fields = DownsamplerOptions.__dataclass_fields__
+    options = DownsamplerOptions(**{k: v for k, v in vars(args).items() if k in fields})
+    path = train_downsampler(options, args.output)
+    print(f"checkpoint: {path}")
+
+
+def cmd_retrieve_kernel(args) -> None:
+    import numpy as np
+
+    from adl.atomic import atomic_path
+    from adl.device import resolve_device
+    from adl.imageio import list_images, pair_by_stem, write_png
+    from adl.kernels import kernel_picture
+    from adl.retrieval import default_kernel_size, retrieve_from_model, retrieve_from_pairs
+
+    size = args.size or default_kernel_size(args.scale)
+    if size % 2 != args.scale % 2:
+        raise AdlError(f"--size {size}: must be {'even' if args.scale % 2 == 0 else 'odd'} at scale {args.scale}")
+    device = resolve_device(args.device)
+    hr_paths = list_images(args.hr, what="--hr")
+    if args.lr:
+        pairs = pair_by_stem(hr_paths, list_images(args.lr, what="--lr"), "--hr", "--lr")
+        kernel = retrieve_from_pairs(pairs, args.scale, size, args.images, device=device)
+    else:
+        from adl.data import load_images
+        from adl.downsampling import apply_downsampler, load_downsampler
+
+        model, _ = load_downsampler(args.checkpoint, device)
+        images = load_images(hr_paths[: args.images], args.scale, "HR images", "--scale")
+
+        def downsample01(x):
+            return (apply_downsampler(model, x * 2 - 1, args.scale) + 1) / 2
+
+        kernel = retrieve_from_model(downsample01, images, args.scale, size, args.images, device=device)
+    output = Path(args.output)
+    with atomic_path(output) as tmp:
+        np.save(tmp, kernel)
+    picture = output.with_suffix(".png")
+    write_png(picture, kernel_picture(kernel))
+    print(f"wrote {output} and {picture}")
+
+
+def cmd_psnr(args) -> None:
+    import csv
+    import io
+    import math
+
+    from adl.atomic import write_text
+    from adl.metrics import psnr_folders
+
+    rows = psnr_folders(args.pred, args.target, args.shave)
+    finite = [v for _, v in rows if math.isfinite(v)]
+    mean = sum(finite) / len(finite) if finite else math.inf
+    if args.csv:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["image", "psnr"])
+        writer.writerows([name, f"{v:.4f}"] for name, v in rows)
+        writer.writerow(["mean", f"{mean:.4f}"])
+        write_text(args.csv, buf.getvalue())
+    if len(finite) < len(rows):
+        log.warning("%d identical image pair(s) (infinite PSNR) left out of the mean", len(rows) - len(finite))
+    print(f"{mean:.4f}")
+
+
+def cmd_kernel_similarity(args) -> None:
+    from adl.kernels import load_kernel
+    from adl.metrics import kernel_similarity
+
+    a, b = (load_kernel(p, args.scale) for p in (args.a, args.b))
+    print(f"{kernel_similarity(a, b):.6f}")
+
+
+def _refuse_same_folder(src: Path, dst: Path) -> None:
+    if dst.exists() and src.resolve() == dst.resolve():
+        raise AdlError(f"--output {dst}: same folder as --input; outputs would overwrite inputs")
+
+
+# -- parser --------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from adl.device import DEVICE_CHOICES
+    from adl.kernels import KERNEL_NAMES
+    from adl.losses import DATA_LOSSES
+
+    parser = OneLineParser(prog="adl", description="Adaptive downsampling models for real-world super-resolution.")
+    parser.add_argument("--version", action="version", version=f"adl {adl.__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    def device_option(p):
+        p.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default auto)")
+
+    p = sub.add_parser("kernels", help="write the synthetic kernels k0–k4 as .npy and .png")
+    p.add_argument("--scale", type=_scale, required=True)
+    p.add_argument("--output", required=True, help="folder")
+    p.set_defaults(func=cmd_kernels)
+
+    p = sub.add_parser("degrade", help="(HR ∗ k)↓s for every image of a folder")
+    p.add_argument("--input", required=True, help="folder of HR images")
+    p.add_argument("--output", required=True, help="folder for LR PNGs (same names)")
+    p.add_argument("--scale", type=_scale, required=True)
+    p.add_argument("--kernel", required=True, help=f"{'|'.join(KERNEL_NAMES)} or a path to a .npy kernel")
+    device_option(p)
+    p.set_defaults(func=cmd_degrade)
+
+    p = sub.add_parser("train-downsampler", help="learn G from unpaired HR and LR images (Algorithm 1)")
+    p.add_argument("--hr", required=True, help="folder of HR images")
+    p.add_argument("--lr", required=True, help="folder of (unpaired) target LR images")
+    p.add_argument("--scale", type=_scale, default=2, help="2, or 4 for G applied twice (default 2)")
+    p.add_argument("--data-loss", choices=DATA_LOSSES, default="adl")
+    p.add_argument("--output", required=True, help="RUN_DIR; an existing one is resumed")
+    p.add_argument("--iterations", type=int, help="total iterations (default 80 epochs)")
+    p.add_argument("--epoch-length", type=_positive_int, default=1741, help="iterations per epoch (default 1741)")
+    p.add_argument("--batch-size", type=_positive_int, default=24)
+    p.add_argument("--hr-patch", type=_positive_int, help="HR crop size (default lr-patch × scale)")
+    p.add_argument("--lr-patch", type=_positive_int, default=64)
+    p.add_argument("--alpha", type=float, help="data-term weight (default 100 for adl, 200 otherwise)")
+    p.add_argument("--warmup", type=int, help="ADL: LFL iterations before the first retrieval (default 10 epochs)")
+    p.add_argument("--update-every", type=_positive_int, help="ADL: iterations between retrievals (default 10 epochs)")
+    p.add_argument("--retrieval-images", type=_positive_int, default=50, help="ADL: HR images per retrieval")
+    p.add_argument("--kernel-size", type=_positive_int, help="ADL: retrieved kernel size (default 10 × scale)")
+    p.add_argument("--width", type=_positive_int, default=64, help="G feature width (default 64)")
+    p.add_argument("--disc-width", type=_positive_int, default=64, help="D base width (default 64)")
+    p.add_argument("--lr-rate", type=float, default=5e-5, help="Adam learning rate (default 5e-5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=_positive_int, help="iterations between checkpoints (default 1 epoch)")
+    p.add_argument("--log-every", type=_positive_int, default=100, help="iterations per log.csv row (default 100)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    device_option(p)
+    p.set_defaults(func=cmd_train_downsampler)
+
+    p = sub.add_parser("retrieve-kernel", help="least-squares kernel of HR→LR pairs or of a downsampler (eq. 6)")
+    p.add_argument("--hr", required=True, help="folder of HR images")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--lr", help="folder of LR images paired with --hr by name")
+    source.add_argument("--checkpoint", help="downsampler checkpoint (or run folder): fit G(HR)")
+    p.add_argument("--scale", type=_scale, default=2)
+    p.add_argument("--output", required=True, help="kernel .npy (a .png picture is written beside it)")
+    p.add_argument("--size", type=_positive_int, help="kernel size (default 10 × scale)")
+    p.add_argument("--images", type=_positive_int, default=50, help="images used (default 50)")
+    device_option(p)
+    p.set_defaults(func=cmd_retrieve_kernel)
+
+    p = sub.add_parser("downsample", help="apply a trained downsampler to a folder")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt or its run folder")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--scale", type=_scale, help="2, or 4 to apply the ×2 model twice (default: the run's scale)")
+    device_option(p)
+    p.set_defaults(func=cmd_downsample)
+
+    p = sub.add_parser("psnr", help="mean RGB PSNR between two folders paired by name")
+    p.add_argument("--pred", required=True)
+    p.add_argument("--target", required=True)
+    p.add_argument("--shave", type=int, required=True, help="border pixels left out on each side")
+    p.add_argument("--csv", help="write per-image values here")
+    p.set_defaults(func=cmd_psnr)
+
+    p = sub.add_parser("kernel-similarity", help="max normalised cross-correlation of two kernels")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--scale", type=_scale, default=2, help="scale the kernels are checked against (default 2)")
+    p.set_defaults(func=cmd_kernel_similarity)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="adl: %(message)s")
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    try:
+        with logging_redirect_tqdm():
+            args.func(args)
+    except AdlError as exc:
+        print(f"adl {args.command}: error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 1)
+    except KeyboardInterrupt:
+        print(f"adl {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0

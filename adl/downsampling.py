@@ -1,0 +1,72 @@
+"""Applying a trained downsampler G, at ×2 or by repetition at ×4 (paper eq. 5).
+
+Between repetitions the image is rounded to 8 bits, as an LR file on disk would be; during
+training the rounding passes gradients straight through so ×4 can be learned end to end.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from adl.errors import AdlError
+from adl.nets import Downsampler
+
+CHECKPOINT_KIND = "adl-downsampler"
+
+
+def repetitions(scale: int) -> int:
+    n = int(round(math.log2(scale))) if scale > 0 else 0
+    if scale < 2 or 2**n != scale:
+        raise AdlError(f"--scale {scale}: a ×2 downsampler reaches only powers of two (2, 4, 8)")
+    return n
+
+
+def quantize(x: torch.Tensor, straight_through: bool = False) -> torch.Tensor:
+    """Round a [-1, 1] image to its nearest 8-bit level (optionally with identity gradient)."""
+    q = ((x + 1) * 127.5).round().clamp(0, 255) / 127.5 - 1
+    return x + (q - x).detach() if straight_through else q
+
+
+def apply_downsampler(model: nn.Module, x: torch.Tensor, scale: int, straight_through: bool = False) -> torch.Tensor:
+    """G applied log2(scale) times to x in [-1, 1], 8-bit rounding in between; output unrounded."""
+    y = model(x)
+    for _ in range(repetitions(scale) - 1):
+        y = model(quantize(y, straight_through))
+    return y
+
+
+def downsample_image(model: nn.Module, image: np.ndarray, scale: int, device: torch.device) -> np.ndarray:
+    """One HxWx3 uint8 image → its (H/s)x(W/s)x3 uint8 G(HR), the HR cropped to a multiple of s."""
+    h, w = image.shape[:2]
+    image = image[: h - h % scale, : w - w % scale]
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise AdlError(f"image of size {w}x{h} is smaller than the scale {scale}")
+    x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        y = apply_downsampler(model, x, scale)
+    return ((y[0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def load_downsampler(path: str | Path, device: torch.device) -> tuple[Downsampler, dict]:
+    """Load G from a training checkpoint (or a run folder holding ``checkpoint.pt``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if not path.is_file():
+        raise AdlError(f"--checkpoint {path}: no such file; pass a checkpoint.pt or its run folder")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for foreign or corrupt files
+        raise AdlError(f"--checkpoint {path}: not a readable torch checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
+        kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise AdlError(f"--checkpoint {path}: not an adl downsampler checkpoint (found {kind!r})")
+    config = ckpt["config"]
+    model = Downsampler(width=config["width"])
+    model.load_state_dict(ckpt["G"])
+    return model.to(device).eval(), config

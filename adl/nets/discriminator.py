@@ -1,0 +1,37 @@
+"""The patch discriminator of method.md §3 (17,423,489 parameters at width 64).
+
+A 64×64 LR patch gives a 3×3 map of logits; each logit judges a receptive field of about
+the whole patch, which is what lets D see the kernel's fine structure.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from adl.nets.downsampler import init_normal
+
+
+def disc_unit(c_in: int, c_out: int, kernel_size: int, stride: int) -> nn.Sequential:
+    """Reflection padding → conv → InstanceNorm → LeakyReLU(0.01); no spectral norm."""
+    return nn.Sequential(
+        nn.ReflectionPad2d(kernel_size // 2),
+        nn.Conv2d(c_in, c_out, kernel_size, stride=stride),
+        nn.InstanceNorm2d(c_out, affine=False),
+        nn.LeakyReLU(0.01, inplace=True),
+    )
+
+
+class Discriminator(nn.Module):
+    def __init__(self, width: int = 64):
+        super().__init__()
+        self.width = width
+        channels = [width * 2**i for i in range(5)]  # 64, 128, 256, 512, 1024
+        layers = [disc_unit(3, channels[0], 7, stride=1)]
+        layers += [disc_unit(a, b, 5, stride=2) for a, b in zip(channels, channels[1:])]
+        layers.append(nn.Conv2d(channels[-1], 1, 2, stride=1))
+        self.layers = nn.Sequential(*layers)
+        init_normal(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
