@@ -55,8 +55,6 @@ def cmd_kernels(args) -> None:
 
 
 def cmd_degrade(args) -> None:
-    from tqdm import tqdm
-
     from adl.degradation import degrade
     from adl.device import resolve_device
     from adl.imageio import list_images, read_image, write_png
@@ -67,14 +65,14 @@ def cmd_degrade(args) -> None:
     paths = list_images(args.input, what="--input")
     out = Path(args.output)
     _refuse_same_folder(Path(args.input), out)
-    for path in tqdm(paths, desc="degrade", unit="img"):
+    from adl.progress import progress
+
+    for path in progress(paths, desc="degrade", unit="img"):
         write_png(out / f"{path.stem}.png", degrade(read_image(path), kernel, args.scale, device))
     print(f"wrote {len(paths)} LR image(s) to {out}")
 
 
 def cmd_downsample(args) -> None:
-    from tqdm import tqdm
-
     from adl.device import resolve_device
     from adl.downsampling import downsample_image, load_downsampler
     from adl.imageio import list_images, read_image, write_png
@@ -85,7 +83,9 @@ def cmd_downsample(args) -> None:
     paths = list_images(args.input, what="--input")
     out = Path(args.output)
     _refuse_same_folder(Path(args.input), out)
-    for path in tqdm(paths, desc=f"downsample ×{scale}", unit="img"):
+    from adl.progress import progress
+
+    for path in progress(paths, desc=f"downsample ×{scale}", unit="img"):
         write_png(out / f"{path.stem}.png", downsample_image(model, read_image(path), scale, device))
     print(f"wrote {len(paths)} image(s) to {out}")
 
@@ -263,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="adl: %(message)s")
+    from adl.progress import set_quiet
+
+    set_quiet(args.quiet)
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     try:

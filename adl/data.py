@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
-from tqdm import tqdm
+from adl.progress import progress
 
 from adl.errors import AdlError
 from adl.imageio import read_image
@@ -24,7 +24,7 @@ HR_STREAM, LR_STREAM = 0, 1
 def load_images(paths: Sequence[Path], min_size: int, what: str, option: str) -> list[np.ndarray]:
     """Decode every image once; refuse any smaller than ``min_size`` on a side, naming it."""
     images = []
-    for path in tqdm(paths, desc=f"loading {what}", unit="img", leave=False):
+    for path in progress(paths, desc=f"loading {what}", unit="img", leave=False):
         image = read_image(path)
         h, w = image.shape[:2]
         if h < min_size or w < min_size:

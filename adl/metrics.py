@@ -7,10 +7,10 @@ import os
 import numpy as np
 from scipy.signal import correlate
 from skimage.metrics import peak_signal_noise_ratio
-from tqdm import tqdm
 
 from adl.errors import AdlError
 from adl.imageio import list_images, pair_by_stem, read_image
+from adl.progress import progress
 
 
 def psnr(pred: np.ndarray, target: np.ndarray, shave: int, *, name: str = "image") -> float:
@@ -57,5 +57,5 @@ def psnr_folders(
     )
     return [
         (pred_path.stem, psnr(read_image(pred_path), read_image(target_path), shave, name=str(pred_path)))
-        for pred_path, target_path in tqdm(pairs, desc="PSNR", unit="img")
+        for pred_path, target_path in progress(pairs, desc="PSNR", unit="img")
     ]

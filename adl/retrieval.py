@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from adl.degradation import crop_to_scale
 from adl.errors import AdlError
 from adl.imageio import read_image
 from adl.kernels import fits_scale
+from adl.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +106,16 @@ class NormalEquations:
             raise AdlError(
                 f"kernel retrieval: {self.rows} LR pixels cannot determine a {self.size}x{self.size} kernel; {advice}"
             )
-        gram = self.gram.cpu()
-        # A solve "succeeds" on a numerically singular system and returns noise, so test the
-        # spectrum: eigenvalues below roundoff level mean the images do not pin the kernel down.
-        eigenvalues = torch.linalg.eigvalsh(gram)
-        roundoff = torch.finfo(torch.float64).eps * unknowns * eigenvalues[-1]
-        if eigenvalues[-1] <= 0 or eigenvalues[0] <= roundoff:
+        gram, rhs = self.gram.cpu(), self.rhs.cpu()
+        # A solve "succeeds" on a numerically singular system and returns noise. No Cholesky pivot
+        # is below the smallest eigenvalue, so a pivot at roundoff level (or a failed
+        # factorisation) proves that the images leave some direction of the kernel undetermined.
+        factor, info = torch.linalg.cholesky_ex(gram)
+        pivots = factor.diagonal() ** 2
+        roundoff = torch.finfo(torch.float64).eps * unknowns * gram.diagonal().max()
+        if info != 0 or not pivots.min() > roundoff:
             raise AdlError(f"kernel retrieval: the images do not determine the kernel (singular system); {advice}")
-        kernel = torch.linalg.solve(gram, self.rhs.cpu()).numpy().reshape(self.size, self.size)
+        kernel = torch.cholesky_solve(rhs[:, None], factor)[:, 0].numpy().reshape(self.size, self.size)
         kernel[np.abs(kernel) <= ZERO_THRESHOLD] = 0.0
         total = kernel.sum()
         if not np.isfinite(total) or total <= 0:
@@ -122,11 +124,12 @@ class NormalEquations:
 
 
 def _accumulate(
-    image_pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], count: int, scale: int, size: int, device, what: str
+    image_pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], count: int, scale: int, size: int,
+    device: torch.device | str, what: str,
 ) -> np.ndarray:
     """Fit one kernel to (HR, LR) pairs of 1×3×H×W float tensors in [0, 1]."""
     equations = NormalEquations(size, scale, device)
-    for hr, lr in tqdm(image_pairs, total=count, desc=f"retrieving kernel ({what})", unit="img"):
+    for hr, lr in progress(image_pairs, total=count, desc=f"retrieving kernel ({what})", unit="img"):
         equations.add(luminance(hr.double())[0, 0], luminance(lr.double())[0, 0])
     log.info("kernel retrieval: %d LR pixels from %d images, %dx%d kernel", equations.rows, count, size, size)
     return equations.solve()
@@ -136,7 +139,7 @@ def _crop_hr(image: np.ndarray, crop: int, scale: int) -> np.ndarray:
     return crop_to_scale(image[:crop, :crop], scale)
 
 
-def _unit_tensor(image: np.ndarray, device) -> torch.Tensor:
+def _unit_tensor(image: np.ndarray, device: torch.device | str) -> torch.Tensor:
     """HxWx3 uint8 → 1x3xHxW float64 in [0, 1] on ``device``."""
     return torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].double() / 255.0
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from adl.progress import progress
 
 import adl
 from adl.atomic import atomic_path, write_text
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 LOG_COLUMNS = ("iteration", "loss_d", "loss_g_adv", "loss_data", "data_term", "seconds")
+MIN_DISC_PATCH = 32  # four stride-2 reflection-padded layers, then a 2×2 conv
 RETRIEVAL_CROP = 1000  # method.md §5: each retrieval image is cropped to its top-left 1000×1000
 # Options that may change between a run and its resumption: they do not alter the result.
 RESUMABLE_OPTIONS = frozenset({"hr", "lr", "iterations", "checkpoint_every", "log_every", "device", "workers"})
@@ -102,6 +103,10 @@ class DownsamplerOptions:
         if o.hr_patch != o.lr_patch * o.scale:
             log.warning("--hr-patch %d is not --lr-patch × scale (%d): D sees G(HR) and LR patches of different sizes",
                         o.hr_patch, o.lr_patch * o.scale)
+        smallest = min(o.lr_patch, o.hr_patch // o.scale)
+        if smallest < MIN_DISC_PATCH:
+            raise AdlError(f"--lr-patch {smallest}: the discriminator needs LR patches of at least {MIN_DISC_PATCH}"
+                           f" (and --hr-patch at least {MIN_DISC_PATCH} × scale)")
         if o.hr_patch % o.scale:
             raise AdlError(f"--hr-patch {o.hr_patch}: must be a multiple of the scale {o.scale}")
         if o.data_loss in ("lfl", "lfl-gauss", "adl") and o.hr_patch < 16 * o.scale:
@@ -163,11 +168,9 @@ def _prepare_run_dir(run_dir: Path, record: dict) -> None:
         old, new = previous.get("options", {}), record["options"]
         changed = [k for k in sorted(set(old) | set(new)) if k not in RESUMABLE_OPTIONS and old.get(k) != new.get(k)]
         if changed:
-            k = changed[0]
-            raise AdlError(
-                f"{run_dir}: this run was started with --{k.replace('_', '-')} {old.get(k)!r}, not {new.get(k)!r}"
-                f" ({len(changed)} option(s) differ: {', '.join(changed)}); rerun with the original options or use a new --output"
-            )
+            diffs = ", ".join(f"--{k.replace('_', '-')} {old.get(k)!r} (now {new.get(k)!r})" for k in changed)
+            raise AdlError(f"{run_dir}: this run was started with other options: {diffs}; "
+                           f"rerun with the original options or use a new --output")
         for key, flag in (("hr_fingerprint", "--hr"), ("lr_fingerprint", "--lr")):
             if previous.get(key) != record[key]:
                 raise AdlError(f"{run_dir}: the images under {flag} differ from those this run started with; "
@@ -219,6 +222,7 @@ class DownsamplerTrainer:
         self.opt_G = torch.optim.Adam(self.G.parameters(), **adam)
         self.opt_D = torch.optim.Adam(self.D.parameters(), **adam)
         self.data_term = DataTerm(self.o.data_loss, self.o.scale).to(self.device)
+        self.kernel: np.ndarray | None = None  # float64 ADL kernel; the data term holds a float32 copy
         self.iteration = 0
         self.elapsed = 0.0
         self._load_checkpoint()
@@ -246,7 +250,8 @@ class DownsamplerTrainer:
         if self.device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
         if ckpt["kernel"] is not None:
-            self.data_term.set_kernel(ckpt["kernel"])
+            self.kernel = ckpt["kernel"].numpy()
+            self.data_term.set_kernel(self.kernel)
         self.iteration = int(ckpt["iteration"])
         self.elapsed = float(ckpt["elapsed"])
         _rewrite_log(self.run_dir / "log.csv", self.iteration)
@@ -269,7 +274,7 @@ class DownsamplerTrainer:
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             },
-            "kernel": self.data_term.kernel.detach().cpu().double() if self.data_term.has_kernel else None,
+            "kernel": None if self.kernel is None else torch.from_numpy(self.kernel),
         }
         with atomic_path(self.checkpoint_path) as tmp:
             torch.save(ckpt, tmp)
@@ -279,7 +284,7 @@ class DownsamplerTrainer:
         o = self.o
         if o.data_loss != "adl" or i < o.warmup:
             return False
-        return not self.data_term.has_kernel or (i - o.warmup) % o.update_every == 0
+        return self.kernel is None or (i - o.warmup) % o.update_every == 0
 
     def retrieve_kernel(self) -> np.ndarray:
         """Eq. (6) on the current G over the first ``retrieval_images`` HR training images."""
@@ -292,6 +297,7 @@ class DownsamplerTrainer:
         with torch.no_grad():
             kernel = retrieve_from_model(downsample01, images, scale, self.o.kernel_size, len(images),
                                          crop=RETRIEVAL_CROP, device=self.device)
+        self.kernel = kernel
         self.data_term.set_kernel(kernel)
         for name in (f"kernel_{self.iteration}.npy", "kernel.npy"):
             with atomic_path(self.run_dir / name) as tmp:
@@ -338,8 +344,8 @@ class DownsamplerTrainer:
             writer = csv.writer(log_file, lineterminator="\n")
             if new_log:
                 writer.writerow(LOG_COLUMNS)
-            bar = tqdm(total=o.iterations, initial=self.iteration, desc=f"train-downsampler ({o.data_loss})",
-                       unit="it", dynamic_ncols=True)
+            bar = progress(total=o.iterations, initial=self.iteration, desc=f"train-downsampler ({o.data_loss})",
+                           unit="it")
             started = time.perf_counter() - self.elapsed
             for hr_u8, lr_u8 in loader:
                 i = self.iteration

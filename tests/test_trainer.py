@@ -1,0 +1,183 @@
+"""End-to-end behaviour of ``adl train-downsampler``: every data term, exact resume, run-folder rules."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adl.cli import main
+from adl.imageio import list_images, read_image
+
+TINY = ["--batch-size", "2", "--lr-patch", "32", "--width", "4", "--disc-width", "4",
+        "--warmup", "2", "--update-every", "3", "--kernel-size", "8", "--retrieval-images", "2",
+        "--log-every", "2", "--checkpoint-every", "4", "--device", "cpu"]
+
+
+def train_args(sets, out, iterations, loss="adl", extra=()):
+    return ["-q", "train-downsampler", "--hr", str(sets["hr"]), "--lr", str(sets["lr"]),
+            "--data-loss", loss, "--output", str(out), "--iterations", str(iterations), *TINY, *extra]
+
+
+def load(run: Path) -> dict:
+    return torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a["iteration"] == b["iteration"]
+    for net in ("G", "D"):
+        for key in a[net]:
+            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs"
+
+
+def log_rows(run: Path) -> list[dict]:
+    with open(run / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("loss", ["adl", "lfl", "lfl-gauss", "bicubic", "avgpool"])
+def test_each_data_loss_trains_and_its_checkpoint_is_usable(unpaired_sets, tmp_path, loss):
+    run = tmp_path / "run"
+    assert main(train_args(unpaired_sets, run, 5, loss)) == 0
+    ckpt = load(run)
+    assert ckpt["iteration"] == 5 and ckpt["seed"] == 0 and ckpt["config"]["data_loss"] == loss
+    config = json.loads((run / "config.json").read_text())
+    assert config["seed"] == 0 and {"adl", "torch", "numpy", "python"} <= set(config["versions"])
+    assert config["options"]["alpha"] == (100.0 if loss == "adl" else 200.0)
+    rows = log_rows(run)
+    assert [int(r["iteration"]) for r in rows] == [2, 4, 5]
+    assert all(np.isfinite(float(r[c])) for r in rows for c in ("loss_d", "loss_g_adv", "loss_data"))
+    if loss == "adl":
+        # Warm-up of 2 iterations on LFL, then retrievals at iterations 2 and 5 (every 3).
+        assert [r["data_term"] for r in rows] == ["lfl", "adl", "adl"]
+        assert (run / "kernel_2.npy").exists() and not (run / "kernel_5.npy").exists()
+        kernel = np.load(run / "kernel.npy")
+        assert kernel.shape == (8, 8) and abs(kernel.sum() - 1) < 1e-9
+        assert torch.equal(ckpt["kernel"], torch.from_numpy(np.load(run / "kernel_2.npy")))
+    else:
+        assert {r["data_term"] for r in rows} == {loss} and ckpt["kernel"] is None
+
+    out = tmp_path / "down"
+    assert main(["-q", "downsample", "--checkpoint", str(run), "--input", str(unpaired_sets["hr"]),
+                 "--output", str(out), "--device", "cpu"]) == 0
+    for path in list_images(unpaired_sets["hr"]):
+        assert read_image(out / path.name).shape == (64, 64, 3)
+
+
+def test_retrieve_kernel_from_checkpoint_matches_training_retrieval(unpaired_sets, tmp_path):
+    """The CLI's --checkpoint path and the trainer's in-loop retrieval are the same computation."""
+    run = tmp_path / "run"
+    assert main(train_args(unpaired_sets, run, 2, "adl", ["--update-every", "1"])) == 0
+    # The run ended at iteration 2; the kernel of its final G is what retrieve-kernel must return.
+    assert main(train_args(unpaired_sets, run, 3, "adl", ["--update-every", "1"])) == 0
+    assert (run / "kernel_2.npy").exists()
+    ckpt_run = tmp_path / "run2"
+    assert main(train_args(unpaired_sets, ckpt_run, 2, "adl", ["--update-every", "1"])) == 0
+    out = tmp_path / "k.npy"
+    assert main(["-q", "retrieve-kernel", "--hr", str(unpaired_sets["hr"]), "--checkpoint", str(ckpt_run),
+                 "--scale", "2", "--size", "8", "--images", "2", "--output", str(out), "--device", "cpu"]) == 0
+    np.testing.assert_allclose(np.load(out), np.load(run / "kernel_2.npy"), atol=1e-12)
+    assert (tmp_path / "k.png").exists()
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(unpaired_sets, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(train_args(unpaired_sets, straight, 9)) == 0
+    assert main(train_args(unpaired_sets, split, 5)) == 0
+    assert main(train_args(unpaired_sets, split, 9)) == 0
+    assert_same_weights(load(straight), load(split))
+    for a, b in zip(load(straight)["opt_G"]["state"].values(), load(split)["opt_G"]["state"].values()):
+        assert torch.equal(a["exp_avg"], b["exp_avg"])
+    assert [r["iteration"] for r in log_rows(split)] == ["2", "4", "5", "6", "8", "9"]
+
+
+def test_finished_run_is_left_alone(unpaired_sets, tmp_path):
+    run = tmp_path / "run"
+    assert main(train_args(unpaired_sets, run, 3)) == 0
+    before = (run / "checkpoint.pt").read_bytes()
+    assert main(train_args(unpaired_sets, run, 3)) == 0
+    assert (run / "checkpoint.pt").read_bytes() == before
+
+
+def test_changed_options_or_data_are_refused(unpaired_sets, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(train_args(unpaired_sets, run, 2)) == 0
+    capsys.readouterr()
+    assert main(train_args(unpaired_sets, run, 4, extra=["--alpha", "5"])) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--alpha" in err and str(run) in err
+    assert main(train_args(unpaired_sets, run, 4, "lfl")) == 1
+    assert "--data-loss" in capsys.readouterr().err
+    other_hr = tmp_path / "hr"
+    other_hr.mkdir()
+    for p in list_images(unpaired_sets["hr"]):
+        (other_hr / p.name).write_bytes(p.read_bytes())
+    (other_hr / "extra.png").write_bytes(p.read_bytes())
+    args = train_args(unpaired_sets, run, 4)
+    args[args.index("--hr") + 1] = str(other_hr)
+    assert main(args) == 1
+    assert "--hr" in capsys.readouterr().err
+    assert load(run)["iteration"] == 2
+
+
+def test_scale4_trains_g_twice_end_to_end(unpaired_sets, tmp_path):
+    run = tmp_path / "run4"
+    args = train_args(unpaired_sets, run, 3, "adl", ["--scale", "4", "--kernel-size", "16"])
+    assert main(args) == 0
+    ckpt = load(run)
+    assert ckpt["config"]["hr_patch"] == 128 and ckpt["kernel"].shape == (16, 16)
+    out = tmp_path / "down4"
+    assert main(["-q", "downsample", "--checkpoint", str(run), "--input", str(unpaired_sets["hr"]),
+                 "--output", str(out), "--device", "cpu"]) == 0
+    assert read_image(next(out.iterdir())).shape == (32, 32, 3)
+
+
+def _spawn(args: list[str]) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "adl", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, f"training ended before the signal: {proc.communicate()}"
+        assert time.monotonic() < deadline, "timed out waiting for training progress"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_resume_after_a_signal_is_bit_identical(unpaired_sets, tmp_path, signum):
+    total = 200
+    reference = tmp_path / "reference"
+    assert main(train_args(unpaired_sets, reference, total, "lfl", ["--checkpoint-every", "10"])) == 0
+
+    run = tmp_path / "run"
+    args = train_args(unpaired_sets, run, total, "lfl", ["--checkpoint-every", "10"])
+    proc = _spawn(args)
+    _wait_for(lambda: (run / "checkpoint.pt").exists(), proc)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    if signum == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 128 + signum
+        # stderr is not a terminal here, so no progress bars: the error is the only line.
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "rerun the same command to resume" in lines[0], err
+        assert "Traceback" not in err
+    stopped_at = load(run)["iteration"]
+    assert 0 < stopped_at < total
+    assert main(args) == 0
+    assert_same_weights(load(reference), load(run))
+    iterations = [int(r["iteration"]) for r in log_rows(run)]
+    assert iterations == sorted(set(iterations)) and iterations[-1] == total
