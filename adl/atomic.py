@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from adl.errors import AdlError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
@@ -17,8 +19,16 @@ def atomic_path(path: str | os.PathLike):
     extension, by suffix (PIL, ``np.save``) behave as they would on the final name.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix, dir=target.parent)
+    if target.is_dir():
+        raise AdlError(f"{target}: is a folder; name a file to write instead")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise AdlError(f"{target}: cannot create the folder {target.parent}, a file is in the way") from None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix, dir=target.parent)
+    except OSError as exc:  # permissions, a read-only or full disk, a name too long: say which file
+        raise AdlError(f"{target}: cannot write here ({exc.strerror}); check the path and its permissions") from None
     os.close(fd)
     try:
         yield Path(tmp)

@@ -7,6 +7,7 @@ exit 2; an interrupted training run exits 128+signal after saving its checkpoint
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -24,15 +25,23 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        # argparse would say "invalid _positive_int value", naming our function instead of the problem.
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
     return value
 
 
 def _scale(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value not in (2, 4):
         raise argparse.ArgumentTypeError(f"{text}: scale must be 2 or 4")
     return value
@@ -68,7 +77,10 @@ def cmd_degrade(args) -> None:
     from adl.progress import progress
 
     for path in progress(paths, desc="degrade", unit="img"):
-        write_png(out / f"{path.stem}.png", degrade(read_image(path), kernel, args.scale, device))
+        image = read_image(path)
+        with _naming(path):
+            lr = degrade(image, kernel, args.scale, device)
+        write_png(out / f"{path.stem}.png", lr)
     print(f"wrote {len(paths)} LR image(s) to {out}")
 
 
@@ -86,7 +98,10 @@ def cmd_downsample(args) -> None:
     from adl.progress import progress
 
     for path in progress(paths, desc=f"downsample ×{scale}", unit="img"):
-        write_png(out / f"{path.stem}.png", downsample_image(model, read_image(path), scale, device))
+        image = read_image(path)
+        with _naming(path):
+            lr = downsample_image(model, image, scale, device)
+        write_png(out / f"{path.stem}.png", lr)
     print(f"wrote {len(paths)} image(s) to {out}")
 
 
@@ -108,6 +123,9 @@ def cmd_retrieve_kernel(args) -> None:
     from adl.kernels import kernel_picture
     from adl.retrieval import default_kernel_size, retrieve_from_model, retrieve_from_pairs
 
+    output = Path(args.output)
+    if output.suffix.lower() != ".npy":  # np.save would append .npy to the temporary and strand it
+        raise AdlError(f"--output {output}: must name a .npy file (a .png picture is written beside it)")
     size = args.size or default_kernel_size(args.scale)
     if size % 2 != args.scale % 2:
         raise AdlError(f"--size {size}: must be {'even' if args.scale % 2 == 0 else 'odd'} at scale {args.scale}")
@@ -118,16 +136,15 @@ def cmd_retrieve_kernel(args) -> None:
         kernel = retrieve_from_pairs(pairs, args.scale, size, args.images, device=device)
     else:
         from adl.data import load_images
-        from adl.downsampling import apply_downsampler, load_downsampler
+        from adl.downsampling import apply_downsampler, load_downsampler, min_input_size
 
         model, _ = load_downsampler(args.checkpoint, device)
-        images = load_images(hr_paths[: args.images], args.scale, "HR images", "--scale")
+        images = load_images(hr_paths[: args.images], min_input_size(args.scale), "HR images", "--scale")
 
         def downsample01(x):
             return (apply_downsampler(model, x * 2 - 1, args.scale) + 1) / 2
 
         kernel = retrieve_from_model(downsample01, images, args.scale, size, args.images, device=device)
-    output = Path(args.output)
     with atomic_path(output) as tmp:
         np.save(tmp, kernel)
     picture = output.with_suffix(".png")
@@ -166,7 +183,26 @@ def cmd_kernel_similarity(args) -> None:
     print(f"{kernel_similarity(a, b):.6f}")
 
 
+def cmd_sample_data(args) -> None:
+    from adl.kernels import resolve_kernel
+    from adl.sample_data import write_sample_protocol
+
+    folders = write_sample_protocol(args.output, resolve_kernel(args.kernel, args.scale), args.scale)
+    print("wrote " + ", ".join(str(f) for f in folders.values()))
+
+
+@contextlib.contextmanager
+def _naming(path: Path):
+    """Prefix the file being processed to an AdlError about it (the library sees arrays, not files)."""
+    try:
+        yield
+    except AdlError as exc:
+        raise AdlError(f"{path}: {exc}") from None
+
+
 def _refuse_same_folder(src: Path, dst: Path) -> None:
+    if dst.exists() and not dst.is_dir():
+        raise AdlError(f"--output {dst}: exists and is not a folder; name a folder for the output images")
     if dst.exists() and src.resolve() == dst.resolve():
         raise AdlError(f"--output {dst}: same folder as --input; outputs would overwrite inputs")
 
@@ -189,6 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=_scale, required=True)
     p.add_argument("--output", required=True, help="folder")
     p.set_defaults(func=cmd_kernels)
+
+    p = sub.add_parser("sample-data", help="an unpaired HR/LR protocol from scikit-image's bundled photos")
+    p.add_argument("--output", required=True, help="folder; hr/, lr/, test_hr/, test_lr/ are written in it")
+    p.add_argument("--scale", type=_scale, default=2)
+    p.add_argument("--kernel", default="k3", help=f"true kernel: {'|'.join(KERNEL_NAMES)} or a .npy (default k3)")
+    p.set_defaults(func=cmd_sample_data)
 
     p = sub.add_parser("degrade", help="(HR ∗ k)↓s for every image of a folder")
     p.add_argument("--input", required=True, help="folder of HR images")
@@ -277,4 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"adl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a write refused by the system (permissions, full disk, a path that is in the way)
+        where = exc.filename2 or exc.filename
+        what = f"{where}: {exc.strerror}" if where and exc.strerror else str(exc).replace("\n", " ")
+        print(f"adl {args.command}: error: {what}; check the path, its permissions and free space", file=sys.stderr)
+        return 1
     return 0

@@ -19,7 +19,10 @@ def resolve_device(name: str) -> torch.device:
         if not torch.cuda.is_available():
             build = "a CPU-only torch build" if torch.version.cuda is None else "no visible GPU"
             raise AdlError(f"--device {name}: CUDA is not available here ({build}); use --device cpu or --device auto")
-        index = torch.device(name).index
+        suffix = name[len("cuda:"):] if name.startswith("cuda:") else None
+        if suffix is not None and not suffix.isdigit():  # torch.device("cuda:x") raises a bare RuntimeError
+            raise AdlError(f"--device {name}: not a device; use cuda, cuda:N with N a GPU number, cpu or auto")
+        index = None if suffix is None else int(suffix)
         if index is not None and index >= torch.cuda.device_count():
             raise AdlError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible")
         return torch.device(name)

@@ -26,6 +26,11 @@ def repetitions(scale: int) -> int:
     return n
 
 
+def min_input_size(scale: int) -> int:
+    """The least HR side G takes at ``scale``: each ×2 pass needs 4 pixels (its reflection pads need 3, then 2 after ↓2)."""
+    return 2 * scale
+
+
 def quantize(x: torch.Tensor, straight_through: bool = False) -> torch.Tensor:
     """Round a [-1, 1] image to its nearest 8-bit level (optionally with identity gradient)."""
     q = ((x + 1) * 127.5).round().clamp(0, 255) / 127.5 - 1
@@ -44,8 +49,9 @@ def downsample_image(model: nn.Module, image: np.ndarray, scale: int, device: to
     """One HxWx3 uint8 image → its (H/s)x(W/s)x3 uint8 G(HR), the HR cropped to a multiple of s."""
     h, w = image.shape[:2]
     image = image[: h - h % scale, : w - w % scale]
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise AdlError(f"image of size {w}x{h} is smaller than the scale {scale}")
+    least = min_input_size(scale)
+    if image.shape[0] < least or image.shape[1] < least:
+        raise AdlError(f"image of size {w}x{h} is smaller than {least}x{least}, the least G downsamples at ×{scale}")
     x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
     with torch.no_grad():
         y = apply_downsampler(model, x, scale)
@@ -66,7 +72,11 @@ def load_downsampler(path: str | Path, device: torch.device) -> tuple[Downsample
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
         kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise AdlError(f"--checkpoint {path}: not an adl downsampler checkpoint (found {kind!r})")
-    config = ckpt["config"]
-    model = Downsampler(width=config["width"])
-    model.load_state_dict(ckpt["G"])
+    try:
+        config = ckpt["config"]
+        model = Downsampler(width=config["width"])
+        model.load_state_dict(ckpt["G"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # missing entries, or weights of another shape
+        raise AdlError(f"--checkpoint {path}: incomplete or damaged downsampler checkpoint "
+                       f"({type(exc).__name__}); use the checkpoint.pt of a finished run") from None
     return model.to(device).eval(), config

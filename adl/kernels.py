@@ -106,6 +106,9 @@ def load_kernel(path: str | os.PathLike, scale: int) -> np.ndarray:
     except FileNotFoundError:
         raise AdlError(f"{path}: no such kernel file") from None
     except (ValueError, OSError, EOFError) as exc:
+        if "pickle" in str(exc):  # numpy's text here advises loading it unsafely; adl never unpickles
+            raise AdlError(f"{path}: not a numeric .npy array (pickled objects, or not .npy at all); "
+                           f"save the kernel with numpy.save") from None
         raise AdlError(f"{path}: not a readable .npy kernel ({exc})") from None
     return validate_kernel(k, scale, str(path))
 

@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import platform
 import signal
@@ -97,7 +98,9 @@ class DownsamplerOptions:
                      "width", "disc_width", "checkpoint_every", "log_every", "kernel_size"):
             if getattr(o, name) < 1:
                 raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
-        for name in ("iterations", "warmup", "workers", "seed"):
+        if o.iterations < 1:  # 0 would "finish" at once and report a checkpoint that was never written
+            raise AdlError(f"--iterations {o.iterations}: must be at least 1")
+        for name in ("warmup", "workers", "seed"):
             if getattr(o, name) < 0:
                 raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must not be negative")
         if o.hr_patch != o.lr_patch * o.scale:
@@ -113,8 +116,10 @@ class DownsamplerOptions:
             raise AdlError(f"--hr-patch {o.hr_patch}: the low-frequency loss needs at least {16 * o.scale} (16 × scale)")
         if o.kernel_size % 2 != o.scale % 2:
             raise AdlError(f"--kernel-size {o.kernel_size}: must be {'even' if o.scale % 2 == 0 else 'odd'} at scale {o.scale}")
-        if o.lr_rate <= 0 or o.alpha < 0:
-            raise AdlError("--lr-rate must be positive and --alpha must not be negative")
+        if not (math.isfinite(o.lr_rate) and o.lr_rate > 0):  # written so that NaN fails too
+            raise AdlError(f"--lr-rate {o.lr_rate}: must be a positive number")
+        if not (math.isfinite(o.alpha) and o.alpha >= 0):
+            raise AdlError(f"--alpha {o.alpha}: must be a number, zero or more")
         return o
 
 
@@ -157,8 +162,8 @@ class TrainingInterrupted(AdlError):
         self.exit_code = 128 + signum
 
 
-def _prepare_run_dir(run_dir: Path, record: dict) -> None:
-    """Create RUN_DIR/config.json, or check that an existing one matches these options."""
+def _prepare_run_dir(run_dir: Path, record: dict, create: bool = True) -> None:
+    """Check that an existing RUN_DIR/config.json matches these options, or (``create``) write a new one."""
     config_path = run_dir / "config.json"
     if config_path.exists():
         try:
@@ -176,8 +181,9 @@ def _prepare_run_dir(run_dir: Path, record: dict) -> None:
                 raise AdlError(f"{run_dir}: the images under {flag} differ from those this run started with; "
                                f"restore them or use a new --output")
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(config_path, json.dumps(record, indent=2) + "\n")
+    if create:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(config_path, json.dumps(record, indent=2) + "\n")
 
 
 def _rewrite_log(path: Path, upto: int) -> None:
@@ -211,9 +217,12 @@ class DownsamplerTrainer:
             "lr_count": len(lr_paths),
             "versions": package_versions(),
         }
-        _prepare_run_dir(self.run_dir, record)
+        _prepare_run_dir(self.run_dir, record, create=False)  # refuse changed options before decoding
         self.hr_images = load_images(hr_paths, self.o.hr_patch, "HR images", "--hr-patch")
         self.lr_images = load_images(lr_paths, self.o.lr_patch, "LR images", "--lr-patch")
+        # Only now: a config.json left by a run that failed on its images would pin the very options
+        # (or file set) that the error message tells the user to change.
+        _prepare_run_dir(self.run_dir, record)
 
         torch.manual_seed(self.o.seed)
         self.G = Downsampler(self.o.width).to(self.device)
@@ -242,18 +251,22 @@ class DownsamplerTrainer:
             raise AdlError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to restart the run") from None
         if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
             raise AdlError(f"{path}: not an adl downsampler checkpoint; use a new --output")
-        self.G.load_state_dict(ckpt["G"])
-        self.D.load_state_dict(ckpt["D"])
-        self.opt_G.load_state_dict(ckpt["opt_G"])
-        self.opt_D.load_state_dict(ckpt["opt_D"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if self.device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
-        if ckpt["kernel"] is not None:
-            self.kernel = ckpt["kernel"].numpy()
-            self.data_term.set_kernel(self.kernel)
-        self.iteration = int(ckpt["iteration"])
-        self.elapsed = float(ckpt["elapsed"])
+        try:
+            self.G.load_state_dict(ckpt["G"])
+            self.D.load_state_dict(ckpt["D"])
+            self.opt_G.load_state_dict(ckpt["opt_G"])
+            self.opt_D.load_state_dict(ckpt["opt_D"])
+            torch.set_rng_state(ckpt["rng"]["torch"])
+            if self.device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
+            if ckpt["kernel"] is not None:
+                self.kernel = ckpt["kernel"].numpy()
+                self.data_term.set_kernel(self.kernel)
+            self.iteration = int(ckpt["iteration"])
+            self.elapsed = float(ckpt["elapsed"])
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+            raise AdlError(f"{path}: incomplete or damaged checkpoint ({type(exc).__name__}); "
+                           f"delete it to restart the run") from None
         _rewrite_log(self.run_dir / "log.csv", self.iteration)
         log.info("resuming %s at iteration %d", self.run_dir, self.iteration)
 
