@@ -1,10 +1,8 @@
 """Algorithm 1: adversarial training of the downsampler G under a data term (method.md §6).
 
-A run lives in one folder (RUN_DIR):
-  config.json          every option, the seed, the data fingerprint and package versions
-  checkpoint.pt        G, D, both optimisers, RNG states, the ADL kernel and the iteration
-  log.csv              per logging interval: mean losses and cumulative seconds
-  kernel_<it>.npy      each retrieved ADL kernel, and kernel.npy for the latest
+A run lives in one folder (RUN_DIR, see adl.runs): config.json, checkpoint.pt (G, D, both
+optimisers, RNG states, the ADL kernel, the iteration), log.csv, and kernel_<it>.npy for each
+retrieved ADL kernel with kernel.npy/kernel.png for the latest.
 
 Running the same command on an existing RUN_DIR resumes from checkpoint.pt. On CPU the resumed
 run is bit-identical to an uninterrupted one: the model RNG is used only at initialisation,
@@ -14,26 +12,17 @@ fixed iterations from the same G.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import hashlib
-import io
-import json
 import logging
 import math
 import os
-import platform
-import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from adl.progress import progress
 
-import adl
-from adl.atomic import atomic_path, write_text
+from adl.atomic import atomic_path
 from adl.data import UnpairedPatches, load_images, patch_loader, to_unit_range
 from adl.device import resolve_device
 from adl.downsampling import CHECKPOINT_KIND, apply_downsampler, repetitions
@@ -43,11 +32,10 @@ from adl.kernels import kernel_picture
 from adl.losses import DATA_LOSSES, DataTerm, discriminator_loss, generator_adversarial_loss
 from adl.nets import Discriminator, Downsampler
 from adl.retrieval import default_kernel_size, retrieve_from_model
+from adl.runs import TrainingRun, data_fingerprint
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 1
-LOG_COLUMNS = ("iteration", "loss_d", "loss_g_adv", "loss_data", "data_term", "seconds")
 MIN_DISC_PATCH = 32  # four stride-2 reflection-padded layers, then a 2×2 conv
 RETRIEVAL_CROP = 1000  # method.md §5: each retrieval image is cropped to its top-left 1000×1000
 # Options that may change between a run and its resumption: they do not alter the result.
@@ -123,174 +111,56 @@ class DownsamplerOptions:
         return o
 
 
-def data_fingerprint(paths: list[Path]) -> str:
-    """Names and sizes of the training files: cheap, and enough to notice a changed folder."""
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(f"{p.name}\0{p.stat().st_size}\n".encode())
-    return h.hexdigest()
+class DownsamplerTrainer(TrainingRun):
+    """One run of Algorithm 1 up to ``options.iterations``."""
 
-
-def package_versions() -> dict[str, str]:
-    return {"adl": adl.__version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
-
-
-class StopRequest:
-    """Turns SIGINT/SIGTERM into a flag checked between iterations; a second SIGINT aborts at once."""
-
-    def __init__(self):
-        self.signum: int | None = None
-
-    def _handle(self, signum, frame):
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __enter__(self):
-        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc):
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-
-
-class TrainingInterrupted(AdlError):
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.exit_code = 128 + signum
-
-
-def _prepare_run_dir(run_dir: Path, record: dict, create: bool = True) -> None:
-    """Check that an existing RUN_DIR/config.json matches these options, or (``create``) write a new one."""
-    config_path = run_dir / "config.json"
-    if config_path.exists():
-        try:
-            previous = json.loads(config_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise AdlError(f"{config_path}: unreadable ({exc}); use a new --output folder") from None
-        old, new = previous.get("options", {}), record["options"]
-        changed = [k for k in sorted(set(old) | set(new)) if k not in RESUMABLE_OPTIONS and old.get(k) != new.get(k)]
-        if changed:
-            diffs = ", ".join(f"--{k.replace('_', '-')} {old.get(k)!r} (now {new.get(k)!r})" for k in changed)
-            raise AdlError(f"{run_dir}: this run was started with other options: {diffs}; "
-                           f"rerun with the original options or use a new --output")
-        for key, flag in (("hr_fingerprint", "--hr"), ("lr_fingerprint", "--lr")):
-            if previous.get(key) != record[key]:
-                raise AdlError(f"{run_dir}: the images under {flag} differ from those this run started with; "
-                               f"restore them or use a new --output")
-        return
-    if create:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_text(config_path, json.dumps(record, indent=2) + "\n")
-
-
-def _rewrite_log(path: Path, upto: int) -> None:
-    """Drop log rows past the checkpoint we resume from, so the log matches the weights."""
-    if not path.exists():
-        return
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= upto]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buf.getvalue())
-
-
-class DownsamplerTrainer:
-    """Holds the state of one run; ``run()`` executes Algorithm 1 up to ``options.iterations``."""
+    kind = CHECKPOINT_KIND
+    loss_names = ("loss_d", "loss_g_adv", "loss_data")
+    extra_columns = ("data_term",)
+    resumable = RESUMABLE_OPTIONS
 
     def __init__(self, options: DownsamplerOptions, run_dir: str | os.PathLike):
-        self.o = options.resolved()
-        self.run_dir = Path(run_dir)
-        self.device = resolve_device(self.o.device)
-        hr_paths = list_images(self.o.hr, what="--hr")
-        lr_paths = list_images(self.o.lr, what="--lr")
-        record = {
-            "options": dataclasses.asdict(self.o),
-            "seed": self.o.seed,
-            "hr_fingerprint": data_fingerprint(hr_paths),
-            "lr_fingerprint": data_fingerprint(lr_paths),
-            "hr_count": len(hr_paths),
-            "lr_count": len(lr_paths),
-            "versions": package_versions(),
-        }
-        _prepare_run_dir(self.run_dir, record, create=False)  # refuse changed options before decoding
-        self.hr_images = load_images(hr_paths, self.o.hr_patch, "HR images", "--hr-patch")
-        self.lr_images = load_images(lr_paths, self.o.lr_patch, "LR images", "--lr-patch")
-        # Only now: a config.json left by a run that failed on its images would pin the very options
-        # (or file set) that the error message tells the user to change.
-        _prepare_run_dir(self.run_dir, record)
+        o = self.o = options.resolved()
+        hr_paths = list_images(o.hr, what="--hr")
+        lr_paths = list_images(o.lr, what="--lr")
+        super().__init__(run_dir, dataclasses.asdict(o),
+                         {"hr_fingerprint": ("--hr", data_fingerprint(hr_paths)),
+                          "lr_fingerprint": ("--lr", data_fingerprint(lr_paths))},
+                         resolve_device(o.device), f"train-downsampler ({o.data_loss})")
+        self.check_folder()  # refuse changed options before decoding anything
+        self.hr_images = load_images(hr_paths, o.hr_patch, "HR images", "--hr-patch")
+        self.lr_images = load_images(lr_paths, o.lr_patch, "LR images", "--lr-patch")
+        self.create_folder()
 
-        torch.manual_seed(self.o.seed)
-        self.G = Downsampler(self.o.width).to(self.device)
-        self.D = Discriminator(self.o.disc_width).to(self.device)
-        adam = dict(lr=self.o.lr_rate, betas=(0.9, 0.999))
+        torch.manual_seed(o.seed)
+        self.G = Downsampler(o.width).to(self.device)
+        self.D = Discriminator(o.disc_width).to(self.device)
+        adam = dict(lr=o.lr_rate, betas=(0.9, 0.999))
         self.opt_G = torch.optim.Adam(self.G.parameters(), **adam)
         self.opt_D = torch.optim.Adam(self.D.parameters(), **adam)
-        self.data_term = DataTerm(self.o.data_loss, self.o.scale).to(self.device)
+        self.data_term = DataTerm(o.data_loss, o.scale).to(self.device)
         self.kernel: np.ndarray | None = None  # float64 ADL kernel; the data term holds a float32 copy
-        self.iteration = 0
-        self.elapsed = 0.0
-        self._load_checkpoint()
+        self._terms_since_row: set[str] = set()
+        self.load_checkpoint()
 
-    # -- checkpointing ---------------------------------------------------------------------------
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoint.pt"
-
-    def _load_checkpoint(self) -> None:
-        path = self.checkpoint_path
-        if not path.exists():
-            return
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a foreign or truncated file: say which, never traceback
-            raise AdlError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to restart the run") from None
-        if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
-            raise AdlError(f"{path}: not an adl downsampler checkpoint; use a new --output")
-        try:
-            self.G.load_state_dict(ckpt["G"])
-            self.D.load_state_dict(ckpt["D"])
-            self.opt_G.load_state_dict(ckpt["opt_G"])
-            self.opt_D.load_state_dict(ckpt["opt_D"])
-            torch.set_rng_state(ckpt["rng"]["torch"])
-            if self.device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
-                torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
-            if ckpt["kernel"] is not None:
-                self.kernel = ckpt["kernel"].numpy()
-                self.data_term.set_kernel(self.kernel)
-            self.iteration = int(ckpt["iteration"])
-            self.elapsed = float(ckpt["elapsed"])
-        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
-            raise AdlError(f"{path}: incomplete or damaged checkpoint ({type(exc).__name__}); "
-                           f"delete it to restart the run") from None
-        _rewrite_log(self.run_dir / "log.csv", self.iteration)
-        log.info("resuming %s at iteration %d", self.run_dir, self.iteration)
-
-    def save_checkpoint(self) -> None:
-        ckpt = {
-            "kind": CHECKPOINT_KIND,
-            "format": CHECKPOINT_FORMAT,
-            "adl_version": adl.__version__,
-            "config": dataclasses.asdict(self.o),
-            "seed": self.o.seed,
-            "iteration": self.iteration,
-            "elapsed": self.elapsed,
+    # -- checkpoint contents -----------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
             "G": self.G.state_dict(),
             "D": self.D.state_dict(),
             "opt_G": self.opt_G.state_dict(),
             "opt_D": self.opt_D.state_dict(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-            },
             "kernel": None if self.kernel is None else torch.from_numpy(self.kernel),
         }
-        with atomic_path(self.checkpoint_path) as tmp:
-            torch.save(ckpt, tmp)
+
+    def restore(self, ckpt: dict) -> None:
+        self.G.load_state_dict(ckpt["G"])
+        self.D.load_state_dict(ckpt["D"])
+        self.opt_G.load_state_dict(ckpt["opt_G"])
+        self.opt_D.load_state_dict(ckpt["opt_D"])
+        if ckpt["kernel"] is not None:
+            self.kernel = ckpt["kernel"].numpy()
+            self.data_term.set_kernel(self.kernel)
 
     # -- ADL kernel --------------------------------------------------------------------------------
     def kernel_due(self, i: int) -> bool:
@@ -319,9 +189,27 @@ class DownsamplerTrainer:
         return kernel
 
     # -- the loop -----------------------------------------------------------------------------------
-    def step(self, hr: torch.Tensor, lr: torch.Tensor, term: str) -> tuple[torch.Tensor, ...]:
+    def batches(self):
+        o = self.o
+        dataset = UnpairedPatches(self.hr_images, self.lr_images, o.hr_patch, o.lr_patch, o.seed)
+        return patch_loader(dataset, self.iteration, o.iterations, o.batch_size, o.workers,
+                            pin=self.device.type == "cuda")
+
+    def before_step(self) -> None:
+        if self.kernel_due(self.iteration):
+            self.retrieve_kernel()
+
+    def active_term(self, i: int) -> str:
+        if self.o.data_loss == "adl" and i < self.o.warmup:
+            return "lfl"  # Algorithm 1, lines 7–8: LFL during warm-up
+        return self.o.data_loss
+
+    def train_step(self, batch) -> torch.Tensor:
         """One iteration of Algorithm 1: update D once, then G once."""
         o = self.o
+        term = self.active_term(self.iteration)
+        self._terms_since_row.add(term)
+        hr, lr = (to_unit_range(b, self.device) for b in batch)
         fake = apply_downsampler(self.G, hr, o.scale, straight_through=True)
 
         self.opt_D.zero_grad(set_to_none=True)
@@ -334,66 +222,13 @@ class DownsamplerTrainer:
         loss_data = self.data_term(hr, fake, term)
         (o.alpha * loss_data + loss_adv).backward()
         self.opt_G.step()
-        return loss_d.detach(), loss_adv.detach(), loss_data.detach()
+        return torch.stack([loss_d.detach(), loss_adv.detach(), loss_data.detach()])
 
-    def active_term(self, i: int) -> str:
-        if self.o.data_loss == "adl" and i < self.o.warmup:
-            return "lfl"  # Algorithm 1, lines 7–8: LFL during warm-up
-        return self.o.data_loss
-
-    def run(self) -> Path:
-        o = self.o
-        if self.iteration >= o.iterations:
-            log.warning("%s: already trained for %d iterations; nothing to do", self.run_dir, self.iteration)
-            return self.checkpoint_path
-        dataset = UnpairedPatches(self.hr_images, self.lr_images, o.hr_patch, o.lr_patch, o.seed)
-        loader = patch_loader(dataset, self.iteration, o.iterations, o.batch_size, o.workers,
-                              pin=self.device.type == "cuda")
-        log_path = self.run_dir / "log.csv"
-        new_log = not log_path.exists()
-        sums = torch.zeros(3, device=self.device)
-        rows_in_sum, terms = 0, set()
-        with open(log_path, "a", newline="") as log_file, StopRequest() as stop:
-            writer = csv.writer(log_file, lineterminator="\n")
-            if new_log:
-                writer.writerow(LOG_COLUMNS)
-            bar = progress(total=o.iterations, initial=self.iteration, desc=f"train-downsampler ({o.data_loss})",
-                           unit="it")
-            started = time.perf_counter() - self.elapsed
-            for hr_u8, lr_u8 in loader:
-                i = self.iteration
-                if self.kernel_due(i):
-                    bar.set_postfix_str("retrieving kernel")
-                    self.retrieve_kernel()
-                term = self.active_term(i)
-                losses = self.step(to_unit_range(hr_u8, self.device), to_unit_range(lr_u8, self.device), term)
-                sums += torch.stack(losses)
-                rows_in_sum += 1
-                terms.add(term)
-                self.iteration = i + 1
-                bar.update(1)
-                done = self.iteration == o.iterations
-                checkpoint_due = self.iteration % o.checkpoint_every == 0 or done or stop.signum is not None
-                if self.iteration % o.log_every == 0 or checkpoint_due:
-                    self.elapsed = time.perf_counter() - started
-                    means = (sums / rows_in_sum).tolist()
-                    writer.writerow([self.iteration, *(f"{v:.6g}" for v in means), "+".join(sorted(terms)),
-                                     f"{self.elapsed:.3f}"])
-                    log_file.flush()
-                    bar.set_postfix(d=f"{means[0]:.3f}", adv=f"{means[1]:.3f}", data=f"{means[2]:.4f}")
-                    sums.zero_()
-                    rows_in_sum, terms = 0, set()
-                if checkpoint_due:
-                    self.save_checkpoint()
-                if stop.signum is not None and not done:
-                    bar.close()
-                    name = signal.Signals(stop.signum).name
-                    raise TrainingInterrupted(
-                        f"{name} at iteration {self.iteration}: checkpoint saved in {self.run_dir}; "
-                        f"rerun the same command to resume", stop.signum)
-            bar.close()
-        return self.checkpoint_path
+    def row_extras(self) -> list:
+        terms, self._terms_since_row = "+".join(sorted(self._terms_since_row)), set()
+        return [terms]
 
 
 def train_downsampler(options: DownsamplerOptions, run_dir: str | os.PathLike) -> Path:
-    return DownsamplerTrainer(options, run_dir).run()
+    o = options.resolved()
+    return DownsamplerTrainer(o, run_dir).run(o.iterations, o.log_every, o.checkpoint_every)
