@@ -49,10 +49,11 @@ def _scale(text: str) -> int:
 
 # -- subcommands ---------------------------------------------------------------------------------
 def cmd_kernels(args) -> None:
+    import numpy as np
+
+    from adl.atomic import atomic_path
     from adl.imageio import write_png
     from adl.kernels import KERNEL_NAMES, kernel_picture, synthetic_kernel
-    from adl.atomic import atomic_path
-    import numpy as np
 
     out = Path(args.output)
     for name in KERNEL_NAMES:
@@ -68,14 +69,13 @@ def cmd_degrade(args) -> None:
     from adl.device import resolve_device
     from adl.imageio import list_images, read_image, write_png
     from adl.kernels import resolve_kernel
+    from adl.progress import progress
 
     kernel = resolve_kernel(args.kernel, args.scale)
     device = resolve_device(args.device)
     paths = list_images(args.input, what="--input")
     out = Path(args.output)
     _refuse_same_folder(Path(args.input), out)
-    from adl.progress import progress
-
     for path in progress(paths, desc="degrade", unit="img"):
         image = read_image(path)
         with _naming(path):
@@ -88,6 +88,7 @@ def cmd_downsample(args) -> None:
     from adl.device import resolve_device
     from adl.downsampling import downsample_image, load_downsampler
     from adl.imageio import list_images, read_image, write_png
+    from adl.progress import progress
 
     device = resolve_device(args.device)
     model, config = load_downsampler(args.checkpoint, device)
@@ -95,8 +96,6 @@ def cmd_downsample(args) -> None:
     paths = list_images(args.input, what="--input")
     out = Path(args.output)
     _refuse_same_folder(Path(args.input), out)
-    from adl.progress import progress
-
     for path in progress(paths, desc=f"downsample ×{scale}", unit="img"):
         image = read_image(path)
         with _naming(path):
@@ -112,6 +111,33 @@ def cmd_train_downsampler(args) -> None:
     options = DownsamplerOptions(**{k: v for k, v in vars(args).items() if k in fields})
     path = train_downsampler(options, args.output)
     print(f"checkpoint: {path}")
+
+
+def cmd_train_sr(args) -> None:
+    from adl.sr_trainer import SROptions, train_sr
+
+    fields = SROptions.__dataclass_fields__
+    options = SROptions(**{k: v for k, v in vars(args).items() if k in fields})
+    path = train_sr(options, args.output)
+    print(f"checkpoint: {path}")
+
+
+def cmd_evaluate_sr(args) -> None:
+    from adl.device import resolve_device
+    from adl.evaluate import evaluate_sr
+
+    result = evaluate_sr(args.checkpoint, args.lr, args.hr, args.scale, args.output, resolve_device(args.device),
+                         save_dir=args.save_dir, tile=args.tile)
+    print(f"PSNR {result['psnr']:.4f} dB, SSIM {result['ssim']:.4f} over {result['images']} image(s); "
+          f"wrote {args.output}")
+
+
+def cmd_upscale(args) -> None:
+    from adl.device import resolve_device
+    from adl.evaluate import upscale_folder
+
+    count = upscale_folder(args.checkpoint, args.input, args.output, resolve_device(args.device), tile=args.tile)
+    print(f"wrote {count} image(s) to {args.output}")
 
 
 def cmd_retrieve_kernel(args) -> None:
@@ -285,6 +311,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=_scale, help="2, or 4 to apply the ×2 model twice (default: the run's scale)")
     device_option(p)
     p.set_defaults(func=cmd_downsample)
+
+    p = sub.add_parser("train-sr", help="train EDSR or RRDB on (LR, HR) pairs from one LR source")
+    p.add_argument("--hr", required=True, help="folder of HR training images")
+    p.add_argument("--lr-source", required=True,
+                   help="bicubic | kernel:{k0..k4|K.npy} | downsampler:RUN_OR_CHECKPOINT | pairs:DIR")
+    p.add_argument("--scale", type=_scale, default=2)
+    p.add_argument("--model", choices=("edsr", "rrdb"), default="edsr")
+    p.add_argument("--output", required=True, help="RUN_DIR; an existing one is resumed")
+    p.add_argument("--iterations", type=_positive_int, default=300_000)
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--hr-patch", type=_positive_int, default=192)
+    p.add_argument("--lr-rate", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    p.add_argument("--decay-at", type=_integer, default=200_000, help="iteration at which the lr is halved")
+    p.add_argument("--n-feats", type=_positive_int, help="features (default 64)")
+    p.add_argument("--n-blocks", type=_positive_int, help="residual blocks (default 16 for edsr, 23 for rrdb)")
+    p.add_argument("--no-flips", dest="flips", action="store_false", help="no random flips/rotations")
+    p.add_argument("--seed", type=_integer, default=0)
+    p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
+    p.add_argument("--workers", type=_integer, default=0, help="DataLoader worker processes (default 0)")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=1000)
+    p.add_argument("--log-every", type=_positive_int, default=100)
+    p.add_argument("--val-hr", help="held-out HR folder for periodic validation PSNR")
+    p.add_argument("--val-lr", help="its LR folder (same names)")
+    p.add_argument("--val-every", type=_integer, default=0, help="iterations between validations (0: never)")
+    p.add_argument("--perceptual", action="store_true", help="eq. (9): VGG-19 conv5_4 L1 + β·GAN")
+    p.add_argument("--vgg-weights", help="torchvision VGG-19 state dict (.pth) for --perceptual")
+    p.add_argument("--beta", type=float, default=0.02, help="GAN weight of --perceptual (default 0.02)")
+    p.add_argument("--disc-width", type=_positive_int, default=64, help="discriminator width for --perceptual")
+    device_option(p)
+    p.set_defaults(func=cmd_train_sr)
+
+    p = sub.add_parser("evaluate-sr", help="PSNR/SSIM of an SR checkpoint on LR/HR pairs (shave scale+6)")
+    p.add_argument("--checkpoint", required=True, help="SR checkpoint.pt or its run folder")
+    p.add_argument("--lr", required=True)
+    p.add_argument("--hr", required=True)
+    p.add_argument("--scale", type=_scale, required=True)
+    p.add_argument("--output", required=True, help="metrics.json")
+    p.add_argument("--save-dir", help="also write the SR images here")
+    p.add_argument("--tile", type=_positive_int, default=256, help="LR tile size (default 256)")
+    device_option(p)
+    p.set_defaults(func=cmd_evaluate_sr)
+
+    p = sub.add_parser("upscale", help="super-resolve every image of a folder with an SR checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--tile", type=_positive_int, default=256, help="LR tile size (default 256)")
+    device_option(p)
+    p.set_defaults(func=cmd_upscale)
 
     p = sub.add_parser("psnr", help="mean RGB PSNR between two folders paired by name")
     p.add_argument("--pred", required=True)

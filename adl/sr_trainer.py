@@ -1,0 +1,267 @@
+"""Stage 2: training an SR network on (LR, HR) pairs (paper §3.5, eq. 8 and 9; method.md §7).
+
+The run folder, resume and signal handling are those of every trainer (adl.runs). The L1 run
+follows the EDSR reference: Adam 1e-4, batch 16, HR patch 192, lr halved once (at 200k of 300k
+iterations by default). ``--perceptual`` trains with eq. (9) instead: VGG-19 conv5_4 feature L1
+plus β·L_adv against a patch discriminator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from adl.data import load_images, patch_loader
+from adl.device import resolve_device
+from adl.errors import AdlError
+from adl.imageio import list_images, pair_by_stem, read_image
+from adl.metrics import psnr
+from adl.runs import TrainingRun, data_fingerprint
+from adl.sr_data import LRSource, PairedPatches, check_pair, file_sha256, make_lr_images
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KIND = "adl-sr"
+SR_MODELS = ("edsr", "rrdb")
+DEFAULT_SIZES = {"edsr": (64, 16), "rrdb": (64, 23)}  # (features, blocks)
+RESUMABLE_OPTIONS = frozenset({"hr", "iterations", "checkpoint_every", "log_every", "device", "workers",
+                               "val_hr", "val_lr", "val_every", "vgg_weights"})
+
+
+def build_sr_model(model: str, scale: int, n_feats: int | None = None, n_blocks: int | None = None) -> nn.Module:
+    from adl.nets import EDSR, RRDBNet
+
+    if model not in SR_MODELS:
+        raise AdlError(f"--model {model}: unknown; choose from {', '.join(SR_MODELS)}")
+    feats, blocks = DEFAULT_SIZES[model]
+    feats, blocks = n_feats or feats, n_blocks or blocks
+    if model == "edsr":
+        return EDSR(scale, n_resblocks=blocks, n_feats=feats)
+    return RRDBNet(scale, n_feats=feats, n_blocks=blocks)
+
+
+def load_sr_model(path: str | Path, device: torch.device, scale: int | None = None) -> tuple[nn.Module, dict, Path]:
+    """An SR network from a training checkpoint (or its run folder); checks ``scale`` if given."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if not path.is_file():
+        raise AdlError(f"--checkpoint {path}: no such file; pass an SR checkpoint.pt or its run folder")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # foreign or corrupt files raise many types
+        raise AdlError(f"--checkpoint {path}: not a readable torch checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
+        kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise AdlError(f"--checkpoint {path}: not an adl SR checkpoint (found {kind!r}); use a train-sr run")
+    try:
+        config = ckpt["config"]
+        model = build_sr_model(config["model"], config["scale"], config["n_feats"], config["n_blocks"])
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise AdlError(f"--checkpoint {path}: incomplete or damaged SR checkpoint ({type(exc).__name__})") from None
+    if scale is not None and scale != config["scale"]:
+        raise AdlError(f"--scale {scale}: {path} is a ×{config['scale']} {config['model']} model; "
+                       f"pass --scale {config['scale']} or a ×{scale} checkpoint")
+    return model.to(device).eval(), config, path
+
+
+@dataclass
+class SROptions:
+    """The options of ``adl train-sr`` (defaults: the EDSR reference of method.md §7)."""
+
+    hr: str
+    lr_source: str
+    scale: int = 2
+    model: str = "edsr"
+    iterations: int = 300_000
+    batch_size: int = 16
+    hr_patch: int = 192
+    lr_rate: float = 1e-4
+    decay_at: int = 200_000
+    n_feats: int | None = None
+    n_blocks: int | None = None
+    flips: bool = True
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    workers: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 100
+    val_hr: str | None = None
+    val_lr: str | None = None
+    val_every: int = 0
+    perceptual: bool = False
+    vgg_weights: str | None = None
+    beta: float = 0.02
+    disc_width: int = 64
+
+    def resolved(self) -> "SROptions":
+        o = dataclasses.replace(self)
+        build_sr_model(o.model, o.scale, 1, 1)  # validates model and scale
+        o.n_feats, o.n_blocks = o.n_feats or DEFAULT_SIZES[o.model][0], o.n_blocks or DEFAULT_SIZES[o.model][1]
+        for name in ("iterations", "batch_size", "hr_patch", "checkpoint_every", "log_every", "n_feats", "n_blocks",
+                     "disc_width"):
+            if getattr(o, name) < 1:
+                raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
+        for name in ("decay_at", "workers", "seed", "val_every"):
+            if getattr(o, name) < 0:
+                raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must not be negative")
+        if o.hr_patch % o.scale:
+            raise AdlError(f"--hr-patch {o.hr_patch}: must be a multiple of the scale {o.scale}")
+        if not (math.isfinite(o.lr_rate) and o.lr_rate > 0):
+            raise AdlError(f"--lr-rate {o.lr_rate}: must be a positive number")
+        if (o.val_hr is None) != (o.val_lr is None):
+            raise AdlError("--val-hr and --val-lr: give both folders, or neither")
+        if o.val_every and o.val_hr is None:
+            raise AdlError("--val-every: needs --val-hr and --val-lr")
+        if o.perceptual and not o.vgg_weights:
+            raise AdlError("--perceptual: needs --vgg-weights PATH (a torchvision VGG-19 state dict; nothing is downloaded)")
+        if o.perceptual and o.hr_patch // 16 < 2:
+            raise AdlError(f"--hr-patch {o.hr_patch}: the perceptual discriminator needs at least 32")
+        LRSource.parse(o.lr_source)
+        return o
+
+
+class SRTrainer(TrainingRun):
+    kind = CHECKPOINT_KIND
+    resumable = RESUMABLE_OPTIONS
+
+    def __init__(self, options: SROptions, run_dir: str | os.PathLike):
+        o = self.o = options.resolved()
+        self.loss_names = ("loss_vgg", "loss_adv", "loss_d") if o.perceptual else ("loss_l1",)
+        self.extra_columns = ("lr", "val_psnr")
+        device = resolve_device(o.device)
+        if o.amp and device.type != "cuda":
+            raise AdlError(f"--amp: bf16 autocast is for CUDA; this run is on {device.type}, drop --amp")
+        source = LRSource.parse(o.lr_source)
+        hr_paths = list_images(o.hr, what="--hr")
+        super().__init__(run_dir, dataclasses.asdict(o),
+                         {"hr_fingerprint": ("--hr", data_fingerprint(hr_paths)),
+                          "lr_fingerprint": ("--lr-source", source.fingerprint())},
+                         device, f"train-sr ({o.model} ×{o.scale}, {source.kind})")
+        self.check_folder()
+        hr_images = load_images(hr_paths, o.hr_patch, "HR images", "--hr-patch")
+        lr_images = make_lr_images(source, hr_paths, hr_images, o.scale, device)
+        self.dataset = PairedPatches(lr_images, hr_images, o.hr_patch // o.scale, o.scale, o.seed, o.flips)
+        self.validation = self._load_validation()
+        self.vgg = None
+        if o.perceptual:
+            from adl.nets import load_vgg19_features
+
+            self.vgg = load_vgg19_features(o.vgg_weights).to(device)
+        self.create_folder()
+
+        torch.manual_seed(o.seed)
+        self.model = build_sr_model(o.model, o.scale, o.n_feats, o.n_blocks).to(device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=o.lr_rate, betas=(0.9, 0.999))
+        self.schedule = torch.optim.lr_scheduler.MultiStepLR(self.opt, milestones=[o.decay_at], gamma=0.5)
+        self.D = self.opt_D = None
+        if o.perceptual:
+            from adl.nets import Discriminator
+
+            self.D = Discriminator(o.disc_width).to(device)
+            self.opt_D = torch.optim.Adam(self.D.parameters(), lr=o.lr_rate, betas=(0.9, 0.999))
+        self.load_checkpoint()
+
+    def _load_validation(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        o = self.o
+        if o.val_hr is None:
+            return []
+        pairs = pair_by_stem(list_images(o.val_hr, what="--val-hr"), list_images(o.val_lr, what="--val-lr"),
+                             "--val-hr", "--val-lr")
+        out = []
+        for hr_path, lr_path in pairs:
+            from adl.degradation import crop_to_scale
+
+            hr, lr = crop_to_scale(read_image(hr_path), o.scale), read_image(lr_path)
+            check_pair(hr, lr, o.scale, hr_path, lr_path)
+            out.append((hr_path.stem, lr, hr))
+        return out
+
+    # -- checkpoint contents -----------------------------------------------------------------------
+    def state(self) -> dict:
+        state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                 "schedule": self.schedule.state_dict()}
+        if self.D is not None:
+            state.update(D=self.D.state_dict(), opt_D=self.opt_D.state_dict())
+        return state
+
+    def restore(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["opt"])
+        self.schedule.load_state_dict(ckpt["schedule"])
+        if self.D is not None:
+            self.D.load_state_dict(ckpt["D"])
+            self.opt_D.load_state_dict(ckpt["opt_D"])
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def batches(self):
+        o = self.o
+        return patch_loader(self.dataset, self.iteration, o.iterations, o.batch_size, o.workers,
+                            pin=self.device.type == "cuda")
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.o.amp)
+
+    def train_step(self, batch) -> torch.Tensor:
+        lr, hr = (b.to(self.device, non_blocking=True).float().div_(255.0) for b in batch)
+        if self.o.perceptual:
+            losses = self._perceptual_step(lr, hr)
+        else:
+            with self._autocast():
+                sr = self.model(lr)
+            loss = F.l1_loss(sr.float(), hr)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            losses = loss.detach()[None]
+        self.schedule.step()
+        return losses
+
+    def _perceptual_step(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        """Eq. (9): D on (HR, SR), then P on VGG conv5_4 L1 + β·BCE(D(SR), 1)."""
+        from adl.losses import discriminator_loss, generator_adversarial_loss
+
+        with self._autocast():
+            sr = self.model(lr)
+            self.opt_D.zero_grad(set_to_none=True)
+            loss_d = discriminator_loss(self.D(hr * 2 - 1).float(), self.D(sr.detach() * 2 - 1).float())
+        loss_d.backward()
+        self.opt_D.step()
+        with self._autocast():
+            loss_vgg = F.l1_loss(self.vgg(sr).float(), self.vgg(hr).float())
+            loss_adv = generator_adversarial_loss(self.D(sr * 2 - 1).float())
+        self.opt.zero_grad(set_to_none=True)
+        (loss_vgg + self.o.beta * loss_adv).backward()
+        self.opt.step()
+        return torch.stack([loss_vgg.detach(), loss_adv.detach(), loss_d.detach()])
+
+    def validate(self) -> float:
+        """Mean PSNR (RGB, shave s + 6) of the model on the validation pairs."""
+        from adl.tiling import upscale_image
+
+        shave = self.o.scale + 6
+        scores = [psnr(upscale_image(self.model, lr, self.o.scale, self.device), hr, shave, name=name)
+                  for name, lr, hr in self.validation]
+        finite = [v for v in scores if math.isfinite(v)]
+        return sum(finite) / len(finite) if finite else math.inf
+
+    def row_extras(self) -> list:
+        o = self.o
+        due = o.val_every and self.validation and self.iteration % o.val_every == 0
+        return [f"{self.schedule.get_last_lr()[0]:.3g}", f"{self.validate():.4f}" if due else ""]
+
+
+def train_sr(options: SROptions, run_dir: str | os.PathLike) -> Path:
+    o = options.resolved()
+    return SRTrainer(o, run_dir).run(o.iterations, o.log_every, o.checkpoint_every)
