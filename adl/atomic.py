@@ -30,12 +30,20 @@ def atomic_path(path: str | os.PathLike):
     except OSError as exc:  # permissions, a read-only or full disk, a name too long: say which file
         raise AdlError(f"{target}: cannot write here ({exc.strerror}); check the path and its permissions") from None
     os.close(fd)
+    # mkstemp creates the file 0600; a finished artifact gets the permissions any new file would.
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield Path(tmp)
         os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -140,6 +140,29 @@ def cmd_upscale(args) -> None:
     print(f"wrote {count} image(s) to {args.output}")
 
 
+def cmd_export(args) -> None:
+    from adl.export import export_onnx
+
+    meta = export_onnx(args.checkpoint, args.output, scale=args.scale, opset=args.opset)
+    print(f"wrote {args.output} (×{meta['adl_scale']}, ONNX Runtime vs torch max |diff| "
+          f"{meta['parity_max_abs_diff']:.2e})")
+
+
+def cmd_generate(args) -> None:
+    from adl.generate import GenerateOptions, generate
+
+    fields = GenerateOptions.__dataclass_fields__
+    manifest = generate(GenerateOptions(**{k: v for k, v in vars(args).items() if k in fields}))
+    print(f"{manifest['total_samples']} pair(s) in {args.output} (provider {manifest['provider']})")
+
+
+def cmd_verify_shards(args) -> None:
+    from adl.shards import verify_shards
+
+    manifest = verify_shards(args.shard_dir)
+    print(f"{args.shard_dir}: {len(manifest['shards'])} shard(s), {manifest['total_samples']} samples, all valid")
+
+
 def cmd_retrieve_kernel(args) -> None:
     import numpy as np
 
@@ -313,9 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_downsample)
 
     p = sub.add_parser("train-sr", help="train EDSR or RRDB on (LR, HR) pairs from one LR source")
-    p.add_argument("--hr", required=True, help="folder of HR training images")
+    p.add_argument("--hr", help="folder of HR training images (not with shards:DIR)")
     p.add_argument("--lr-source", required=True,
-                   help="bicubic | kernel:{k0..k4|K.npy} | downsampler:RUN_OR_CHECKPOINT | pairs:DIR")
+                   help="bicubic | kernel:{k0..k4|K.npy} | downsampler:RUN_OR_CHECKPOINT | pairs:DIR | shards:DIR")
     p.add_argument("--scale", type=_scale, default=2)
     p.add_argument("--model", choices=("edsr", "rrdb"), default="edsr")
     p.add_argument("--output", required=True, help="RUN_DIR; an existing one is resumed")
@@ -361,6 +384,33 @@ def build_parser() -> argparse.ArgumentParser:
     device_option(p)
     p.set_defaults(func=cmd_upscale)
 
+    p = sub.add_parser("export", help="export a downsampler to one self-contained ONNX file")
+    p.add_argument("--checkpoint", required=True, help="downsampler checkpoint.pt or its run folder")
+    p.add_argument("--output", required=True, help="model.onnx")
+    p.add_argument("--scale", type=_scale, help="2, or 4 for the ×2 network applied twice (default: the run's)")
+    p.add_argument("--opset", type=_positive_int, help="ONNX opset (default: the exporter's)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("generate", help="(G(HR), HR) training pairs in bulk: HDF5 shards or PNG folders")
+    p.add_argument("--model", required=True, help="model.onnx or a downsampler checkpoint/run folder")
+    p.add_argument("--hr", required=True, help="folder of HR images")
+    p.add_argument("--output", required=True, help="SHARD_DIR; rerunning the same command resumes")
+    p.add_argument("--patch", type=_positive_int, default=192, help="HR patch size (default 192)")
+    p.add_argument("--patches-per-image", type=_positive_int, default=16)
+    p.add_argument("--full-images", action="store_true", help="whole images instead of patches (--format png)")
+    p.add_argument("--shard-size", type=_positive_int, default=512, help="samples per shard (default 512)")
+    p.add_argument("--scale", type=_scale, help="default: the model's")
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto")
+    p.add_argument("--workers", type=_integer, default=4, help="decoding threads (default 4)")
+    p.add_argument("--seed", type=_integer, default=0)
+    p.add_argument("--format", choices=("h5", "png"), default="h5")
+    device_option(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("verify-shards", help="check every shard's checksum, shapes and dtypes")
+    p.add_argument("shard_dir")
+    p.set_defaults(func=cmd_verify_shards)
+
     p = sub.add_parser("psnr", help="mean RGB PSNR between two folders paired by name")
     p.add_argument("--pred", required=True)
     p.add_argument("--target", required=True)
@@ -379,7 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="adl: %(message)s")
+    # Our own info messages only; libraries (onnx, torch) keep to warnings.
+    logging.basicConfig(level=logging.WARNING, format="adl: %(message)s")
+    logging.getLogger("adl").setLevel(logging.WARNING if args.quiet else logging.INFO)
     from adl.progress import set_quiet
 
     set_quiet(args.quiet)

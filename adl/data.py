@@ -76,12 +76,16 @@ class IterationBatches(Sampler):
 
 
 def patch_loader(dataset: Dataset, start: int, stop: int, batch_size: int, workers: int, pin: bool) -> DataLoader:
+    # A private generator: otherwise each new DataLoader iterator draws its base seed from torch's
+    # global RNG, so a resumed run (two loaders) would leave that RNG, which checkpoints save and
+    # restore, in another state than an uninterrupted run (one loader). Items need no seed at all.
     return DataLoader(
         dataset,
         batch_sampler=IterationBatches(start, stop, batch_size),
         num_workers=workers,
         pin_memory=pin,
         persistent_workers=False,
+        generator=torch.Generator(),
     )
 
 

@@ -7,6 +7,7 @@ invert (paper Table 2):
   kernel:{k0..k4|K.npy}(HR ∗ k)↓s: the "Oracle" row
   downsampler:PATH     G(HR) from a trained downsampler (applied twice at ×4): the "Proposed" row
   pairs:DIR            LR files matched to the HR files by name
+  shards:DIR           (LR, HR) patch pairs from ``adl generate`` shards (no --hr needed)
 
 LR images made here come from the same functions as ``adl degrade`` and ``adl downsample``
 (adl.degradation.degrade, adl.downsampling.downsample_image), so files on disk and pairs made
@@ -30,7 +31,7 @@ from adl.imageio import list_images, pair_by_stem, read_image
 from adl.progress import progress
 
 SR_STREAM = 2  # keeps SR patch draws independent of the downsampler's HR/LR streams
-SOURCE_KINDS = ("bicubic", "kernel", "downsampler", "pairs")
+SOURCE_KINDS = ("bicubic", "kernel", "downsampler", "pairs", "shards")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -51,7 +52,7 @@ class LRSource:
         kind, _, argument = spec.partition(":")
         if kind not in SOURCE_KINDS:
             raise AdlError(f"--lr-source {spec}: unknown source; use bicubic, kernel:{{k0..k4|K.npy}}, "
-                           f"downsampler:PATH or pairs:DIR")
+                           f"downsampler:PATH, pairs:DIR or shards:DIR")
         if (kind == "bicubic") != (argument == ""):
             raise AdlError(f"--lr-source {spec}: " + ("bicubic takes no argument" if kind == "bicubic"
                                                        else f"{kind}: needs an argument, e.g. {kind}:PATH"))
@@ -67,6 +68,11 @@ class LRSource:
             from adl.runs import data_fingerprint
 
             return data_fingerprint(list_images(self.argument, what="--lr-source pairs:"))
+        if self.kind == "shards":
+            from adl.shards import MANIFEST
+
+            manifest = Path(self.argument) / MANIFEST
+            return file_sha256(manifest) if manifest.is_file() else ""
         return ""
 
 
@@ -132,6 +138,42 @@ class PairedPatches(Dataset):
         x = rng.integers(lr_img.shape[1] - p + 1)
         lr = lr_img[y : y + p, x : x + p]
         hr = hr_img[s * y : s * (y + p), s * x : s * (x + p)]
+        if self.flips:
+            lr, hr = augment(lr, hr, rng)
+        return (torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))),
+                torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1))))
+
+
+class ShardPatches(Dataset):
+    """Like PairedPatches, but drawing from the stored pairs of a shard directory.
+
+    Item ``i`` picks a stored pair and a crop inside it from (seed, i), so resuming stays exact;
+    the stored patch may be larger than the training patch.
+    """
+
+    def __init__(self, shard_dir: str, lr_patch: int, scale: int, seed: int, flips: bool = True):
+        from adl.shards import ShardDataset
+
+        self.shards = ShardDataset(shard_dir)
+        if self.shards.scale != scale:
+            raise AdlError(f"--lr-source shards:{shard_dir}: shards are ×{self.shards.scale}, this run is ×{scale}")
+        stored = self.shards.manifest["options"]["patch"] // scale
+        if stored < lr_patch:
+            raise AdlError(f"--hr-patch {lr_patch * scale}: larger than the {stored * scale} patches stored in "
+                           f"{shard_dir}; lower --hr-patch")
+        if len(self.shards) == 0:
+            raise AdlError(f"--lr-source shards:{shard_dir}: no samples")
+        self.lr_patch, self.scale, self.seed, self.flips, self.stored = lr_patch, scale, seed, flips, stored
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, SR_STREAM, index])
+        lr_img, hr_img = self.shards.raw(int(rng.integers(len(self.shards))))
+        p, s = self.lr_patch, self.scale
+        y, x = rng.integers(self.stored - p + 1), rng.integers(self.stored - p + 1)
+        lr, hr = lr_img[y : y + p, x : x + p], hr_img[s * y : s * (y + p), s * x : s * (x + p)]
         if self.flips:
             lr, hr = augment(lr, hr, rng)
         return (torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))),

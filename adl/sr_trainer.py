@@ -26,7 +26,7 @@ from adl.errors import AdlError
 from adl.imageio import list_images, pair_by_stem, read_image
 from adl.metrics import psnr
 from adl.runs import TrainingRun, data_fingerprint
-from adl.sr_data import LRSource, PairedPatches, check_pair, file_sha256, make_lr_images
+from adl.sr_data import LRSource, PairedPatches, ShardPatches, check_pair, make_lr_images
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def load_sr_model(path: str | Path, device: torch.device, scale: int | None = No
 class SROptions:
     """The options of ``adl train-sr`` (defaults: the EDSR reference of method.md §7)."""
 
-    hr: str
+    hr: str | None
     lr_source: str
     scale: int = 2
     model: str = "edsr"
@@ -128,7 +128,8 @@ class SROptions:
             raise AdlError("--perceptual: needs --vgg-weights PATH (a torchvision VGG-19 state dict; nothing is downloaded)")
         if o.perceptual and o.hr_patch // 16 < 2:
             raise AdlError(f"--hr-patch {o.hr_patch}: the perceptual discriminator needs at least 32")
-        LRSource.parse(o.lr_source)
+        if LRSource.parse(o.lr_source).kind != "shards" and not o.hr:
+            raise AdlError(f"--hr: needed with --lr-source {o.lr_source} (only shards:DIR brings its own HR)")
         return o
 
 
@@ -144,15 +145,18 @@ class SRTrainer(TrainingRun):
         if o.amp and device.type != "cuda":
             raise AdlError(f"--amp: bf16 autocast is for CUDA; this run is on {device.type}, drop --amp")
         source = LRSource.parse(o.lr_source)
-        hr_paths = list_images(o.hr, what="--hr")
+        hr_paths = [] if source.kind == "shards" else list_images(o.hr, what="--hr")
         super().__init__(run_dir, dataclasses.asdict(o),
                          {"hr_fingerprint": ("--hr", data_fingerprint(hr_paths)),
                           "lr_fingerprint": ("--lr-source", source.fingerprint())},
                          device, f"train-sr ({o.model} ×{o.scale}, {source.kind})")
         self.check_folder()
-        hr_images = load_images(hr_paths, o.hr_patch, "HR images", "--hr-patch")
-        lr_images = make_lr_images(source, hr_paths, hr_images, o.scale, device)
-        self.dataset = PairedPatches(lr_images, hr_images, o.hr_patch // o.scale, o.scale, o.seed, o.flips)
+        if source.kind == "shards":
+            self.dataset = ShardPatches(source.argument, o.hr_patch // o.scale, o.scale, o.seed, o.flips)
+        else:
+            hr_images = load_images(hr_paths, o.hr_patch, "HR images", "--hr-patch")
+            lr_images = make_lr_images(source, hr_paths, hr_images, o.scale, device)
+            self.dataset = PairedPatches(lr_images, hr_images, o.hr_patch // o.scale, o.scale, o.seed, o.flips)
         self.validation = self._load_validation()
         self.vgg = None
         if o.perceptual:

@@ -1,0 +1,307 @@
+"""Bulk generation of (IDown, IHR) training pairs from a downsampler, as shards or PNG folders.
+
+Images stream through three stages that overlap: a pool of threads decodes HR files, the
+main thread runs G (ONNX Runtime or torch) and cuts patches, and one writer thread compresses
+and writes finished shards. Memory therefore stays flat in the number of images.
+
+Sample g of a run is patch g mod n of image g div n (n patches per image); patch positions
+come from a generator seeded with (seed, image index), so the same inputs, model and seed give
+the same samples in the same shards. A shard appears under its final name only when complete;
+a rerun of the same command skips finished shards, and manifest.json is written last.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import json
+import logging
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import adl
+from adl.atomic import write_text
+from adl.errors import AdlError
+from adl.imageio import list_images, read_image, write_png
+from adl.progress import progress
+from adl.shards import FORMAT_VERSION, MANIFEST, shard_name, write_manifest, write_shard
+from adl.sr_data import file_sha256
+
+log = logging.getLogger(__name__)
+
+PATCH_STREAM = 4
+OPTIONS_FILE = "generate.json"
+BACKENDS = ("auto", "onnxruntime", "torch")
+FORMATS = ("h5", "png")
+
+
+@dataclass
+class GenerateOptions:
+    model: str
+    hr: str
+    output: str
+    patch: int = 192
+    patches_per_image: int = 16
+    full_images: bool = False
+    shard_size: int = 512
+    scale: int | None = None
+    backend: str = "auto"
+    device: str = "auto"
+    workers: int = 4
+    seed: int = 0
+    format: str = "h5"
+
+
+# -- backends ---------------------------------------------------------------------------------------
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, checkpoint: str, scale: int | None, device_name: str):
+        from adl.device import resolve_device
+        from adl.downsampling import load_downsampler, repetitions
+
+        self.device = resolve_device(device_name)
+        self.model, config = load_downsampler(checkpoint, self.device)
+        self.scale = scale or config["scale"]
+        repetitions(self.scale)
+        self.provider = f"torch:{self.device}"
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        from adl.downsampling import downsample_image
+
+        return downsample_image(self.model, image, self.scale, self.device)
+
+
+def onnx_session(path: str, device_name: str):
+    """An ONNX Runtime session on CUDA when it really runs there, else on CPU; ``cuda`` must be CUDA."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise AdlError("--backend onnxruntime: onnxruntime is not installed; pip install 'adl[cpu]' or 'adl[gpu]'") from None
+    if device_name not in ("auto", "cpu", "cuda"):
+        raise AdlError(f"--device {device_name}: ONNX Runtime takes auto, cpu or cuda")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    wants_cuda = device_name in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
+    providers = (["CUDAExecutionProvider"] if wants_cuda else []) + ["CPUExecutionProvider"]
+    try:
+        session = ort.InferenceSession(path, options, providers=providers)
+    except Exception as exc:  # ORT raises its own exception types for bad or foreign files
+        raise AdlError(f"--model {path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
+    # The CUDA provider can be listed yet fail to load its libraries; then ORT quietly uses CPU.
+    active = session.get_providers()[0]
+    if device_name == "cuda" and active != "CUDAExecutionProvider":
+        raise AdlError(f"--device cuda: ONNX Runtime has no working CUDA provider here "
+                       f"(available: {', '.join(ort.get_available_providers())}); use --device cpu, "
+                       f"or --backend torch for a GPU")
+    return session, active
+
+
+class OnnxBackend:
+    name = "onnxruntime"
+
+    def __init__(self, path: str, scale: int | None, device_name: str):
+        self.session, self.provider = onnx_session(path, device_name)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        shape = inputs[0].shape if len(inputs) == 1 else None
+        if len(inputs) != 1 or len(outputs) != 1 or len(shape) != 4 or shape[1] != 3:
+            found = f"{len(inputs)} input(s), shape {[i.shape for i in inputs]}"
+            raise AdlError(f"--model {path}: not a downsampler ONNX (expects 1 input of N×3×H×W, found {found}); "
+                           f"export one with adl export")
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("adl_kind") != "downsampler" or "adl_scale" not in meta:
+            raise AdlError(f"--model {path}: no adl downsampler metadata; export the model with adl export")
+        self.scale = int(meta["adl_scale"])
+        if scale is not None and scale != self.scale:
+            raise AdlError(f"--scale {scale}: {path} was exported for ×{self.scale}; export again with --scale {scale}")
+        self.input_name = inputs[0].name
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        s = self.scale
+        h, w = image.shape[:2]
+        image = image[: h - h % s, : w - w % s]
+        x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        y = self.session.run(None, {self.input_name: x})[0][0]
+        return np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+
+
+def open_backend(model: str, backend: str, device: str, scale: int | None):
+    if backend not in BACKENDS:
+        raise AdlError(f"--backend {backend}: choose from {', '.join(BACKENDS)}")
+    is_onnx = Path(model).suffix.lower() == ".onnx"
+    if backend == "auto":
+        backend = "onnxruntime" if is_onnx else "torch"
+    if backend == "onnxruntime" and not is_onnx:
+        raise AdlError(f"--model {model}: the onnxruntime backend needs an .onnx file; run adl export first")
+    if backend == "torch" and is_onnx:
+        raise AdlError(f"--model {model}: the torch backend needs a downsampler checkpoint, not an .onnx file")
+    if not Path(model).exists():
+        raise AdlError(f"--model {model}: no such file")
+    return OnnxBackend(model, scale, device) if backend == "onnxruntime" else TorchBackend(model, scale, device)
+
+
+# -- sampling ---------------------------------------------------------------------------------------
+def patch_offsets(image_index: int, lr_shape: tuple[int, int], lr_patch: int, count: int, seed: int) -> np.ndarray:
+    """LR top-left corners of the patches of one image (HR offsets are these × scale)."""
+    rng = np.random.default_rng([seed, PATCH_STREAM, image_index])
+    h, w = lr_shape
+    return np.stack([rng.integers(h - lr_patch + 1, size=count), rng.integers(w - lr_patch + 1, size=count)], 1)
+
+
+def _decoded(paths, workers: int):
+    """Decode in a thread pool, yielding in order, with a bounded read-ahead."""
+    with cf.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending: deque = deque()
+        it = iter(paths)
+        for path in it:
+            pending.append((path, pool.submit(read_image, path)))
+            if len(pending) >= 2 * max(1, workers):
+                break
+        while pending:
+            path, future = pending.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(read_image, nxt)))
+            yield path, future.result()
+
+
+# -- the run ----------------------------------------------------------------------------------------
+def _check_options(o: GenerateOptions) -> None:
+    if o.format not in FORMATS:
+        raise AdlError(f"--format {o.format}: choose from {', '.join(FORMATS)}")
+    if o.full_images and o.format != "png":
+        raise AdlError("--full-images: whole images have different sizes and are written as PNG folders; add --format png")
+    for name in ("patch", "patches_per_image", "shard_size"):
+        if getattr(o, name) < 1:
+            raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
+    if o.workers < 0:
+        raise AdlError(f"--workers {o.workers}: must not be negative")
+
+
+def _prepare_output(out: Path, record: dict) -> bool:
+    """Create SHARD_DIR or check it holds this very generation; True when it is already complete."""
+    options_path = out / OPTIONS_FILE
+    if options_path.exists():
+        try:
+            previous = json.loads(options_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise AdlError(f"{options_path}: unreadable ({exc}); use a new --output") from None
+        if previous != record:
+            changed = sorted(k for k in set(previous) | set(record) if previous.get(k) != record.get(k))
+            raise AdlError(f"{out}: holds a generation with other settings ({', '.join(changed)}); "
+                           f"rerun with the same options or use a new --output")
+        return (out / MANIFEST).exists()
+    if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
+        raise AdlError(f"--output {out}: exists and is not an adl generate folder; use a new or empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(options_path, json.dumps(record, indent=2) + "\n")
+    return False
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporaries of an interrupted run (only adl's own hidden ``.<name>.*.part.<ext>`` files)."""
+    for tmp in out.glob(".shard-*.part.h5"):
+        tmp.unlink(missing_ok=True)
+
+
+def generate(o: GenerateOptions) -> dict:
+    _check_options(o)
+    backend = open_backend(o.model, o.backend, o.device, o.scale)
+    s = backend.scale
+    if o.patch % s:
+        raise AdlError(f"--patch {o.patch}: must be a multiple of the scale {s}")
+    model_sha = file_sha256(Path(o.model) / "checkpoint.pt" if Path(o.model).is_dir() else o.model)
+    paths = list_images(o.hr, what="--hr")
+    out = Path(o.output)
+    options = {k: v for k, v in dataclasses.asdict(o).items() if k not in ("model", "hr", "output", "workers", "device")}
+    options.update(scale=s, backend=backend.name)
+    if o.full_images:
+        options["patch"] = options["patches_per_image"] = None
+    record = {"model_sha256": model_sha, "hr": [p.name for p in paths], "options": options}
+    log.info("generating with %s (provider %s)", backend.name, backend.provider)
+    if _prepare_output(out, record):
+        log.warning("%s: already complete; nothing to do", out)
+        return json.loads((out / MANIFEST).read_text())
+    _remove_stale_temporaries(out)
+    manifest = {"format_version": FORMAT_VERSION, "scale": s, "model": {"path": str(o.model), "sha256": model_sha},
+                "adl_version": adl.__version__, "options": options, "seed": o.seed, "provider": backend.provider}
+    if o.format == "png":
+        manifest.update(_generate_png(o, backend, paths, out))
+    else:
+        manifest.update(_generate_shards(o, backend, paths, out, model_sha))
+    write_manifest(out, manifest)
+    return manifest
+
+
+def _cut(o: GenerateOptions, index: int, path: Path, hr: np.ndarray, lr: np.ndarray, s: int):
+    q = o.patch // s
+    if lr.shape[0] < q or lr.shape[1] < q:
+        raise AdlError(f"{path}: {hr.shape[1]}x{hr.shape[0]} is smaller than the {o.patch}x{o.patch} patch; "
+                       f"lower --patch or remove the image")
+    for y, x in patch_offsets(index, lr.shape[:2], q, o.patches_per_image, o.seed):
+        yield (s * y, s * x), hr[s * y : s * (y + q), s * x : s * (x + q)], lr[y : y + q, x : x + q]
+
+
+def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, model_sha: str) -> dict:
+    s, n = backend.scale, o.patches_per_image
+    total = len(paths) * n
+    shards = (total + o.shard_size - 1) // o.shard_size
+    done = {k for k in range(shards) if (out / shard_name(k)).is_file()}
+    needed = [i for i in range(len(paths))
+              if any((g // o.shard_size) not in done for g in range(i * n, (i + 1) * n))]
+    if done:
+        log.info("resuming: %d of %d shards already written", len(done), shards)
+    buffers: dict[int, list] = {}
+    writes: deque = deque()
+    with cf.ThreadPoolExecutor(max_workers=1) as writer:
+        bar = progress(total=len(needed), desc=f"generate ({backend.name})", unit="img")
+        for index, (path, hr) in zip(needed, _decoded([paths[i] for i in needed], o.workers)):
+            lr = backend(hr)
+            for j, (offset, hr_patch, lr_patch) in enumerate(_cut(o, index, path, hr, lr, s)):
+                g = index * n + j
+                k = g // o.shard_size
+                if k in done:
+                    continue
+                buffers.setdefault(k, []).append((g, path.stem, offset, hr_patch, lr_patch))
+                if len(buffers[k]) == min(o.shard_size, total - k * o.shard_size):
+                    rows = sorted(buffers.pop(k), key=lambda r: r[0])
+                    while len(writes) >= 2:  # at most two shards in flight: memory stays flat
+                        writes.popleft().result()
+                    writes.append(writer.submit(
+                        write_shard, out / shard_name(k), np.stack([r[3] for r in rows]),
+                        np.stack([r[4] for r in rows]), [r[1] for r in rows],
+                        np.array([r[2] for r in rows], dtype=np.int32), s, model_sha))
+            bar.update(1)
+        for w in writes:
+            w.result()
+        bar.close()
+    entries = []
+    for k in progress(range(shards), desc="checksums", unit="shard", leave=False):
+        path = out / shard_name(k)
+        entries.append({"file": path.name, "samples": min(o.shard_size, total - k * o.shard_size),
+                        "bytes": path.stat().st_size, "sha256": file_sha256(path)})
+    return {"shards": entries, "total_samples": total}
+
+
+def _generate_png(o: GenerateOptions, backend, paths: list[Path], out: Path) -> dict:
+    s = backend.scale
+    names = []
+    for index, (path, hr) in enumerate(progress(_decoded(paths, o.workers), total=len(paths),
+                                                desc=f"generate png ({backend.name})", unit="img")):
+        lr = backend(hr)
+        if o.full_images:
+            pairs = [(f"{path.stem}.png", hr[: lr.shape[0] * s, : lr.shape[1] * s], lr)]
+        else:
+            pairs = [(f"{path.stem}_{j:03d}.png", hp, lp) for j, (_, hp, lp) in enumerate(_cut(o, index, path, hr, lr, s))]
+        for name, hp, lp in pairs:
+            if not ((out / "hr" / name).exists() and (out / "lr" / name).exists()):
+                write_png(out / "lr" / name, lp)
+                write_png(out / "hr" / name, hp)
+            names.append((name, hp.shape))
+    # BasicSR's paired-folder meta file: one GT name and shape per line.
+    write_text(out / "meta_info.txt", "".join(f"{n} ({h},{w},3)\n" for n, (h, w, _) in names))
+    return {"pairs": len(names), "meta_info": "meta_info.txt", "total_samples": len(names), "shards": []}
