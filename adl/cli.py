@@ -185,15 +185,12 @@ def cmd_retrieve_kernel(args) -> None:
         kernel = retrieve_from_pairs(pairs, args.scale, size, args.images, device=device)
     else:
         from adl.data import load_images
-        from adl.downsampling import apply_downsampler, load_downsampler, min_input_size
+        from adl.downsampling import UnitRangeDownsampler, load_downsampler, min_input_size
 
         model, _ = load_downsampler(args.checkpoint, device)
         images = load_images(hr_paths[: args.images], min_input_size(args.scale), "HR images", "--scale")
-
-        def downsample01(x):
-            return (apply_downsampler(model, x * 2 - 1, args.scale) + 1) / 2
-
-        kernel = retrieve_from_model(downsample01, images, args.scale, size, args.images, device=device)
+        kernel = retrieve_from_model(UnitRangeDownsampler(model, args.scale), images, args.scale, size, args.images,
+                                     device=device)
     with atomic_path(output) as tmp:
         np.save(tmp, kernel)
     picture = output.with_suffix(".png")

@@ -45,6 +45,17 @@ def apply_downsampler(model: nn.Module, x: torch.Tensor, scale: int, straight_th
     return y
 
 
+class UnitRangeDownsampler(nn.Module):
+    """G between [0, 1] images (repeated for ×4): the form retrieval and the ONNX file use."""
+
+    def __init__(self, model: nn.Module, scale: int):
+        super().__init__()
+        self.model, self.scale = model, scale
+
+    def forward(self, hr: torch.Tensor) -> torch.Tensor:
+        return (apply_downsampler(self.model, hr * 2 - 1, self.scale) + 1) / 2
+
+
 def downsample_image(model: nn.Module, image: np.ndarray, scale: int, device: torch.device) -> np.ndarray:
     """One HxWx3 uint8 image → its (H/s)x(W/s)x3 uint8 G(HR), the HR cropped to a multiple of s."""
     h, w = image.shape[:2]
@@ -58,25 +69,28 @@ def downsample_image(model: nn.Module, image: np.ndarray, scale: int, device: to
     return ((y[0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
-def load_downsampler(path: str | Path, device: torch.device) -> tuple[Downsampler, dict]:
-    """Load G from a training checkpoint (or a run folder holding ``checkpoint.pt``)."""
+def load_downsampler(path: str | Path, device: torch.device, option: str = "--checkpoint") -> tuple[Downsampler, dict]:
+    """Load G from a training checkpoint (or a run folder holding ``checkpoint.pt``).
+
+    ``option`` is the command-line option that named ``path``, for the error messages.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.pt"
     if not path.is_file():
-        raise AdlError(f"--checkpoint {path}: no such file; pass a checkpoint.pt or its run folder")
+        raise AdlError(f"{option} {path}: no such file; pass a checkpoint.pt or its run folder")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for foreign or corrupt files
-        raise AdlError(f"--checkpoint {path}: not a readable torch checkpoint ({type(exc).__name__})") from None
+        raise AdlError(f"{option} {path}: not a readable torch checkpoint ({type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
         kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise AdlError(f"--checkpoint {path}: not an adl downsampler checkpoint (found {kind!r})")
+        raise AdlError(f"{option} {path}: not an adl downsampler checkpoint (found {kind!r})")
     try:
         config = ckpt["config"]
         model = Downsampler(width=config["width"])
         model.load_state_dict(ckpt["G"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # missing entries, or weights of another shape
-        raise AdlError(f"--checkpoint {path}: incomplete or damaged downsampler checkpoint "
+        raise AdlError(f"{option} {path}: incomplete or damaged downsampler checkpoint "
                        f"({type(exc).__name__}); use the checkpoint.pt of a finished run") from None
     return model.to(device).eval(), config

@@ -32,9 +32,17 @@ def exact_float32() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
 
 
-def ssim(pred: np.ndarray, target: np.ndarray, shave: int) -> float:
+SSIM_WINDOW = 7  # scikit-image's default (and smallest usual) window side
+
+
+def ssim(pred: np.ndarray, target: np.ndarray, shave: int, *, name: str = "image") -> float:
+    h, w = target.shape[:2]
     if shave:
         pred, target = pred[shave:-shave, shave:-shave], target[shave:-shave, shave:-shave]
+    if min(target.shape[:2]) < SSIM_WINDOW:  # scikit-image would raise a bare ValueError
+        raise AdlError(f"{name}: {w}x{h} leaves {target.shape[1]}x{target.shape[0]} after shaving "
+                       f"{shave} pixels per border, less than SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window; "
+                       f"use larger images")
     return float(structural_similarity(target, pred, channel_axis=2, data_range=255))
 
 
@@ -43,6 +51,10 @@ def evaluate_sr(checkpoint: str | Path, lr_dir: str | Path, hr_dir: str | Path, 
     exact_float32()
     model, config, ckpt_path = load_sr_model(checkpoint, device, scale)
     pairs = pair_by_stem(list_images(lr_dir, what="--lr"), list_images(hr_dir, what="--hr"), "--lr", "--hr")
+    if save_dir is not None:
+        for flag, folder in (("--lr", lr_dir), ("--hr", hr_dir)):
+            if Path(save_dir).exists() and Path(save_dir).resolve() == Path(folder).resolve():
+                raise AdlError(f"--save-dir {save_dir}: same folder as {flag}; the SR images would overwrite its files")
     shave = scale + 6
     rows = []
     for lr_path, hr_path in progress(pairs, desc="evaluate-sr", unit="img"):
@@ -52,7 +64,7 @@ def evaluate_sr(checkpoint: str | Path, lr_dir: str | Path, hr_dir: str | Path, 
         if save_dir is not None:
             write_png(Path(save_dir) / f"{lr_path.stem}.png", sr)
         rows.append({"image": lr_path.stem, "psnr": psnr(sr, hr, shave, name=str(lr_path)),
-                     "ssim": ssim(sr, hr, shave)})
+                     "ssim": ssim(sr, hr, shave, name=str(hr_path))})
     finite = [r["psnr"] for r in rows if math.isfinite(r["psnr"])]
     result = {
         "checkpoint": str(ckpt_path),

@@ -21,7 +21,7 @@ from torch import nn
 
 import adl
 from adl.atomic import atomic_path
-from adl.downsampling import apply_downsampler, load_downsampler, repetitions
+from adl.downsampling import UnitRangeDownsampler, load_downsampler, repetitions
 from adl.errors import AdlError
 from adl.sr_data import file_sha256
 
@@ -30,17 +30,6 @@ log = logging.getLogger(__name__)
 PARITY_TOLERANCE = 1e-4
 PARITY_SHAPES = ((384, 384), (250, 170))  # a square and an odd-sized image (cropped to the scale)
 INPUT_NAME, OUTPUT_NAME = "hr", "lr"
-
-
-class UnitRangeDownsampler(nn.Module):
-    """G between [0, 1] images: the form every consumer of the ONNX file expects."""
-
-    def __init__(self, model: nn.Module, scale: int):
-        super().__init__()
-        self.model, self.scale = model, scale
-
-    def forward(self, hr: torch.Tensor) -> torch.Tensor:
-        return (apply_downsampler(self.model, hr * 2 - 1, self.scale) + 1) / 2
 
 
 def config_fingerprint(config: dict) -> str:

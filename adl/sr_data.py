@@ -88,7 +88,7 @@ def make_lr_images(source: LRSource, hr_paths: Sequence[Path], hr_images: Sequen
     if source.kind == "downsampler":
         from adl.downsampling import downsample_image, load_downsampler
 
-        model, _ = load_downsampler(source.argument, device)
+        model, _ = load_downsampler(source.argument, device, option="--lr-source downsampler:")
         return [downsample_image(model, hr, scale, device)
                 for hr in progress(hr_images, desc="LR (downsampler)", unit="img", leave=False)]
     pairs = pair_by_stem(list(hr_paths), list_images(source.argument, what="--lr-source pairs:"),

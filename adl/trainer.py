@@ -25,7 +25,7 @@ import torch
 from adl.atomic import atomic_path
 from adl.data import UnpairedPatches, load_images, patch_loader, to_unit_range
 from adl.device import resolve_device
-from adl.downsampling import CHECKPOINT_KIND, apply_downsampler, repetitions
+from adl.downsampling import CHECKPOINT_KIND, UnitRangeDownsampler, apply_downsampler, repetitions
 from adl.errors import AdlError
 from adl.imageio import list_images, write_png
 from adl.kernels import kernel_picture
@@ -171,15 +171,11 @@ class DownsamplerTrainer(TrainingRun):
 
     def retrieve_kernel(self) -> np.ndarray:
         """Eq. (6) on the current G over the first ``retrieval_images`` HR training images."""
-        G, scale = self.G, self.o.scale
-
-        def downsample01(x: torch.Tensor) -> torch.Tensor:
-            return (apply_downsampler(G, x * 2 - 1, scale) + 1) / 2
-
+        scale = self.o.scale
         images = self.hr_images[: self.o.retrieval_images]
         with torch.no_grad():
-            kernel = retrieve_from_model(downsample01, images, scale, self.o.kernel_size, len(images),
-                                         crop=RETRIEVAL_CROP, device=self.device)
+            kernel = retrieve_from_model(UnitRangeDownsampler(self.G, scale), images, scale, self.o.kernel_size,
+                                         len(images), crop=RETRIEVAL_CROP, device=self.device)
         self.kernel = kernel
         self.data_term.set_kernel(kernel)
         for name in (f"kernel_{self.iteration}.npy", "kernel.npy"):
