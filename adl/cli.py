@@ -67,13 +67,13 @@ def cmd_kernels(args) -> None:
 def cmd_degrade(args) -> None:
     from adl.degradation import degrade
     from adl.device import resolve_device
-    from adl.imageio import list_images, read_image, write_png
+    from adl.imageio import list_images, read_image, require_unique_stems, write_png
     from adl.kernels import resolve_kernel
     from adl.progress import progress
 
     kernel = resolve_kernel(args.kernel, args.scale)
     device = resolve_device(args.device)
-    paths = list_images(args.input, what="--input")
+    paths = require_unique_stems(list_images(args.input, what="--input"), "--input")
     out = Path(args.output)
     _refuse_same_folder(Path(args.input), out)
     for path in progress(paths, desc="degrade", unit="img"):
@@ -87,13 +87,13 @@ def cmd_degrade(args) -> None:
 def cmd_downsample(args) -> None:
     from adl.device import resolve_device
     from adl.downsampling import downsample_image, load_downsampler
-    from adl.imageio import list_images, read_image, write_png
+    from adl.imageio import list_images, read_image, require_unique_stems, write_png
     from adl.progress import progress
 
     device = resolve_device(args.device)
     model, config = load_downsampler(args.checkpoint, device)
     scale = args.scale or config["scale"]
-    paths = list_images(args.input, what="--input")
+    paths = require_unique_stems(list_images(args.input, what="--input"), "--input")
     out = Path(args.output)
     _refuse_same_folder(Path(args.input), out)
     for path in progress(paths, desc=f"downsample ×{scale}", unit="img"):

@@ -18,7 +18,7 @@ from skimage.metrics import structural_similarity
 from adl.atomic import write_text
 from adl.degradation import crop_to_scale
 from adl.errors import AdlError
-from adl.imageio import list_images, pair_by_stem, read_image, write_png
+from adl.imageio import list_images, pair_by_stem, read_image, require_unique_stems, write_png
 from adl.metrics import psnr
 from adl.progress import progress
 from adl.sr_data import check_pair, file_sha256
@@ -85,7 +85,7 @@ def upscale_folder(checkpoint: str | Path, input_dir: str | Path, output_dir: st
                    tile: int = DEFAULT_TILE) -> int:
     exact_float32()
     model, config, _ = load_sr_model(checkpoint, device)
-    paths = list_images(input_dir, what="--input")
+    paths = require_unique_stems(list_images(input_dir, what="--input"), "--input")
     out = Path(output_dir)
     if out.exists() and out.resolve() == Path(input_dir).resolve():
         raise AdlError(f"--output {out}: same folder as --input; outputs would overwrite inputs")

@@ -101,11 +101,24 @@ def list_images(folder: str | os.PathLike, *, what: str = "folder") -> list[Path
     return images
 
 
+def require_unique_stems(paths: list[Path], what: str) -> list[Path]:
+    """Outputs are named ``<stem>.png``: ``a.jpg`` and ``a.png`` would overwrite each other."""
+    seen: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in seen:
+            raise AdlError(f"{what}: {seen[p.stem].name} and {p.name} share the name {p.stem!r}, and outputs are "
+                           f"named by it; rename one of them")
+        seen[p.stem] = p
+    return paths
+
+
 def pair_by_stem(first: list[Path], second: list[Path], first_name: str, second_name: str) -> list[tuple[Path, Path]]:
     """Pair two image lists by file stem, so ``0801.png`` pairs with ``0801.png`` or ``0801.jpg``.
 
     Any unmatched file is an error naming it: silently training on half a set is worse than stopping.
     """
+    require_unique_stems(first, first_name)
+    require_unique_stems(second, second_name)
     by_stem = {p.stem: p for p in second}
     pairs, missing = [], []
     for p in first:

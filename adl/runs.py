@@ -220,6 +220,10 @@ class TrainingRun:
         """Values of ``extra_columns`` for the log row being written."""
         return []
 
+    def row_due(self) -> bool:
+        """Whether this iteration needs a log row besides the regular ones (e.g. a validation)."""
+        return False
+
     def run(self, total: int, log_every: int, checkpoint_every: int) -> Path:
         if self.iteration >= total:
             log.warning("%s: already trained for %d iterations; nothing to do", self.run_dir, self.iteration)
@@ -242,7 +246,7 @@ class TrainingRun:
                 bar.update(1)
                 done = self.iteration == total
                 checkpoint_due = self.iteration % checkpoint_every == 0 or done or stop.signum is not None
-                if self.iteration % log_every == 0 or checkpoint_due:
+                if self.iteration % log_every == 0 or checkpoint_due or self.row_due():
                     self.elapsed = time.perf_counter() - started
                     means = (sums / in_sum).tolist()
                     writer.writerow([self.iteration, *(f"{v:.6g}" for v in means), *self.row_extras(),

@@ -26,7 +26,7 @@ from adl.errors import AdlError
 from adl.imageio import list_images, pair_by_stem, read_image
 from adl.metrics import psnr
 from adl.runs import TrainingRun, data_fingerprint
-from adl.sr_data import LRSource, PairedPatches, ShardPatches, check_pair, make_lr_images
+from adl.sr_data import LRSource, PairedPatches, ShardPatches, check_pair, file_sha256, make_lr_images
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +146,12 @@ class SRTrainer(TrainingRun):
             raise AdlError(f"--amp: bf16 autocast is for CUDA; this run is on {device.type}, drop --amp")
         source = LRSource.parse(o.lr_source)
         hr_paths = [] if source.kind == "shards" else list_images(o.hr, what="--hr")
-        super().__init__(run_dir, dataclasses.asdict(o),
-                         {"hr_fingerprint": ("--hr", data_fingerprint(hr_paths)),
-                          "lr_fingerprint": ("--lr-source", source.fingerprint())},
+        fingerprints = {"hr_fingerprint": ("--hr", data_fingerprint(hr_paths)),
+                        "lr_fingerprint": ("--lr-source", source.fingerprint())}
+        if o.perceptual:  # the path may move between resumes; the weights may not change
+            vgg = Path(o.vgg_weights)
+            fingerprints["vgg_fingerprint"] = ("--vgg-weights", file_sha256(vgg) if vgg.is_file() else "")
+        super().__init__(run_dir, dataclasses.asdict(o), fingerprints,
                          device, f"train-sr ({o.model} ×{o.scale}, {source.kind})")
         self.check_folder()
         if source.kind == "shards":
@@ -169,12 +172,13 @@ class SRTrainer(TrainingRun):
         self.model = build_sr_model(o.model, o.scale, o.n_feats, o.n_blocks).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=o.lr_rate, betas=(0.9, 0.999))
         self.schedule = torch.optim.lr_scheduler.MultiStepLR(self.opt, milestones=[o.decay_at], gamma=0.5)
-        self.D = self.opt_D = None
+        self.D = self.opt_D = self.schedule_D = None
         if o.perceptual:
             from adl.nets import Discriminator
 
             self.D = Discriminator(o.disc_width).to(device)
             self.opt_D = torch.optim.Adam(self.D.parameters(), lr=o.lr_rate, betas=(0.9, 0.999))
+            self.schedule_D = torch.optim.lr_scheduler.MultiStepLR(self.opt_D, milestones=[o.decay_at], gamma=0.5)
         self.load_checkpoint()
 
     def _load_validation(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -197,7 +201,7 @@ class SRTrainer(TrainingRun):
         state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(),
                  "schedule": self.schedule.state_dict()}
         if self.D is not None:
-            state.update(D=self.D.state_dict(), opt_D=self.opt_D.state_dict())
+            state.update(D=self.D.state_dict(), opt_D=self.opt_D.state_dict(), schedule_D=self.schedule_D.state_dict())
         return state
 
     def restore(self, ckpt: dict) -> None:
@@ -207,6 +211,7 @@ class SRTrainer(TrainingRun):
         if self.D is not None:
             self.D.load_state_dict(ckpt["D"])
             self.opt_D.load_state_dict(ckpt["opt_D"])
+            self.schedule_D.load_state_dict(ckpt["schedule_D"])
 
     # -- the loop ----------------------------------------------------------------------------------
     def batches(self):
@@ -230,6 +235,8 @@ class SRTrainer(TrainingRun):
             self.opt.step()
             losses = loss.detach()[None]
         self.schedule.step()
+        if self.schedule_D is not None:
+            self.schedule_D.step()
         return losses
 
     def _perceptual_step(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
@@ -260,10 +267,11 @@ class SRTrainer(TrainingRun):
         finite = [v for v in scores if math.isfinite(v)]
         return sum(finite) / len(finite) if finite else math.inf
 
+    def row_due(self) -> bool:
+        return bool(self.o.val_every and self.validation and self.iteration % self.o.val_every == 0)
+
     def row_extras(self) -> list:
-        o = self.o
-        due = o.val_every and self.validation and self.iteration % o.val_every == 0
-        return [f"{self.schedule.get_last_lr()[0]:.3g}", f"{self.validate():.4f}" if due else ""]
+        return [f"{self.schedule.get_last_lr()[0]:.3g}", f"{self.validate():.4f}" if self.row_due() else ""]
 
 
 def train_sr(options: SROptions, run_dir: str | os.PathLike) -> Path:

@@ -707,3 +707,41 @@ def test_small_edsr_on_the_oracle_source_beats_bicubic_upscaling(tmp_path):
     assert result["images"] == 6 and result["shave"] == 8
     margin = result["psnr"] - float(np.mean(bicubic))
     assert margin >= 1.0, f"SR {result['psnr']:.2f} dB vs bicubic {np.mean(bicubic):.2f} dB"
+
+
+# -- follow-ups: validation off the log grid, VGG and D schedule, duplicate output names --------
+def test_validation_runs_even_when_not_on_the_log_grid(sr, tmp_path):
+    run = tmp_path / "run"
+    args = train_sr_args(sr["hr"], "bicubic", run, 4, ["--val-hr", sr["test_hr"], "--val-lr", sr["test_lr"][2],
+                                                       "--val-every", "3"])
+    assert main(args) == 0
+    _, rows = log_table(run)
+    assert [(r["iteration"], r["val_psnr"] != "") for r in rows] == [("2", False), ("3", True), ("4", False)]
+
+
+def test_perceptual_refuses_changed_vgg_weights_and_halves_both_learning_rates(sr, tmp_path, vgg19_file, capsys):
+    other = tmp_path / "vgg_other.pth"
+    state = torch.load(vgg19_file, weights_only=True)
+    state = {k: v + 1 if k.endswith("bias") else v for k, v in state.items()}
+    torch.save(state, other)
+    extra = ["--perceptual", "--disc-width", "4", "--decay-at", "1"]
+    run = tmp_path / "run"
+    assert main(train_sr_args(sr["hr"], "bicubic", run, 2, [*extra, "--vgg-weights", vgg19_file])) == 0
+    ckpt = load(run)
+    assert ckpt["opt"]["param_groups"][0]["lr"] == pytest.approx(0.5e-4)
+    assert ckpt["opt_D"]["param_groups"][0]["lr"] == pytest.approx(0.5e-4)
+    capsys.readouterr()
+    assert_one_error(capsys, train_sr_args(sr["hr"], "bicubic", run, 3, [*extra, "--vgg-weights", other]),
+                     "--vgg-weights")
+    assert load(run)["iteration"] == 2
+
+
+def test_inputs_whose_outputs_would_share_a_name_are_refused(sr, tmp_path, capsys):
+    folder = copy_folder(sr["test_hr"], tmp_path / "in")
+    (folder / "chelsea.jpg").write_bytes((folder / "chelsea.png").read_bytes())  # PIL sniffs the content
+    out = tmp_path / "out"
+    assert_one_error(capsys, ["-q", "upscale", "--checkpoint", str(sr["models"][2]), "--input", str(folder),
+                              "--output", str(out), "--device", "cpu"], "chelsea")
+    assert_one_error(capsys, ["-q", "degrade", "--input", str(folder), "--output", str(out), "--scale", "2",
+                              "--kernel", "k0"], "chelsea")
+    assert not out.exists()
