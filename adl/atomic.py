@@ -1,8 +1,9 @@
-"""Atomic file writes: a reader never sees a half-written artifact under its final name."""
+"""Atomic file writes (a reader never sees a half-written artifact under its final name) and checksums."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -35,6 +36,8 @@ def atomic_path(path: str | os.PathLike):
     try:
         yield Path(tmp)
         os.replace(tmp, target)
+    except OSError as exc:  # a full disk or a refused write inside the block: say which file, not just errno
+        raise AdlError(f"{target}: cannot write it ({exc.strerror or exc}); check free space and permissions") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -49,3 +52,11 @@ def _umask() -> int:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-from adl.atomic import write_text
+from adl.atomic import file_sha256, write_text
 from adl.degradation import crop_to_scale
 from adl.errors import AdlError
 from adl.imageio import list_images, pair_by_stem, read_image, require_unique_stems, write_png
 from adl.metrics import psnr
 from adl.progress import progress
-from adl.sr_data import check_pair, file_sha256
+from adl.sr_data import check_pair
 from adl.sr_trainer import load_sr_model
 from adl.tiling import DEFAULT_TILE, upscale_image
 

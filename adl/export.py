@@ -20,10 +20,9 @@ import torch
 from torch import nn
 
 import adl
-from adl.atomic import atomic_path
+from adl.atomic import atomic_path, file_sha256
 from adl.downsampling import UnitRangeDownsampler, load_downsampler, repetitions
 from adl.errors import AdlError
-from adl.sr_data import file_sha256
 
 log = logging.getLogger(__name__)
 

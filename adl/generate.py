@@ -24,12 +24,11 @@ import numpy as np
 import torch
 
 import adl
-from adl.atomic import write_text
+from adl.atomic import file_sha256, write_text
 from adl.errors import AdlError
 from adl.imageio import list_images, read_image, write_png
 from adl.progress import progress
 from adl.shards import FORMAT_VERSION, MANIFEST, shard_name, write_manifest, write_shard
-from adl.sr_data import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +104,7 @@ class OnnxBackend:
     name = "onnxruntime"
 
     def __init__(self, path: str, scale: int | None, device_name: str):
+        self.path = path
         self.session, self.provider = onnx_session(path, device_name)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = inputs[0].shape if len(inputs) == 1 else None
@@ -125,8 +125,16 @@ class OnnxBackend:
         h, w = image.shape[:2]
         image = image[: h - h % s, : w - w % s]
         x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
-        y = self.session.run(None, {self.input_name: x})[0][0]
-        return np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        try:
+            y = self.session.run(None, {self.input_name: x})[0]
+        except Exception as exc:  # ORT's own exception types: a graph that cannot take this input
+            raise AdlError(f"--model {self.path}: ONNX Runtime failed on a {x.shape[3]}x{x.shape[2]} image "
+                           f"({str(exc).splitlines()[0][:200]})") from None
+        want = (1, 3, x.shape[2] // s, x.shape[3] // s)
+        if y.shape != want:  # e.g. a 3-channel model with adl metadata that is no ×s downsampler
+            raise AdlError(f"--model {self.path}: output of shape {y.shape} for input {x.shape}, expected {want}; "
+                           f"not a ×{s} downsampler, export one with adl export")
+        return np.clip(np.round(y[0] * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
 
 def open_backend(model: str, backend: str, device: str, scale: int | None):
@@ -190,8 +198,16 @@ def _prepare_output(out: Path, record: dict) -> bool:
             previous = json.loads(options_path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise AdlError(f"{options_path}: unreadable ({exc}); use a new --output") from None
+        if not isinstance(previous, dict) or not isinstance(previous.get("options"), dict):
+            raise AdlError(f"{options_path}: not an adl generate record; use a new --output")
         if previous != record:
-            changed = sorted(k for k in set(previous) | set(record) if previous.get(k) != record.get(k))
+            # Name what changed as the user wrote it: the options themselves, --model or --hr.
+            old, new = previous["options"], record["options"]
+            changed = sorted(f"--{k.replace('_', '-')}" for k in set(old) | set(new) if old.get(k) != new.get(k))
+            if previous.get("model_sha256") != record["model_sha256"]:
+                changed.append("--model")
+            if previous.get("hr") != record["hr"]:
+                changed.append("--hr (its files)")
             raise AdlError(f"{out}: holds a generation with other settings ({', '.join(changed)}); "
                            f"rerun with the same options or use a new --output")
         return (out / MANIFEST).exists()
@@ -216,6 +232,13 @@ def generate(o: GenerateOptions) -> dict:
         raise AdlError(f"--patch {o.patch}: must be a multiple of the scale {s}")
     model_sha = file_sha256(Path(o.model) / "checkpoint.pt" if Path(o.model).is_dir() else o.model)
     paths = list_images(o.hr, what="--hr")
+    if o.format == "png":  # pairs are named by stem: a.png and a.jpg would write, and list, the same pair
+        stems: dict[str, Path] = {}
+        for p in paths:
+            if p.stem in stems:
+                raise AdlError(f"{p}: same name as {stems[p.stem].name}; --format png names pairs by file stem, "
+                               f"rename one")
+            stems[p.stem] = p
     out = Path(o.output)
     options = {k: v for k, v in dataclasses.asdict(o).items() if k not in ("model", "hr", "output", "workers", "device")}
     options.update(scale=s, backend=backend.name)
@@ -235,6 +258,22 @@ def generate(o: GenerateOptions) -> dict:
         manifest.update(_generate_shards(o, backend, paths, out, model_sha))
     write_manifest(out, manifest)
     return manifest
+
+
+def _downsample(o: GenerateOptions, backend, path: Path, hr: np.ndarray) -> np.ndarray:
+    """G(HR) of one image, refusing (and naming) an image smaller than the patch or than G can take."""
+    from adl.downsampling import min_input_size
+
+    s = backend.scale
+    h, w = hr.shape[0] - hr.shape[0] % s, hr.shape[1] - hr.shape[1] % s
+    if not o.full_images and (h < o.patch or w < o.patch):
+        raise AdlError(f"{path}: {hr.shape[1]}x{hr.shape[0]} is smaller than the {o.patch}x{o.patch} patch; "
+                       f"lower --patch or remove the image")
+    least = min_input_size(s)
+    if h < least or w < least:
+        raise AdlError(f"{path}: {hr.shape[1]}x{hr.shape[0]} is smaller than {least}x{least}, the least G "
+                       f"downsamples at ×{s}; remove the image")
+    return backend(hr)
 
 
 def _cut(o: GenerateOptions, index: int, path: Path, hr: np.ndarray, lr: np.ndarray, s: int):
@@ -260,7 +299,7 @@ def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, 
     with cf.ThreadPoolExecutor(max_workers=1) as writer:
         bar = progress(total=len(needed), desc=f"generate ({backend.name})", unit="img")
         for index, (path, hr) in zip(needed, _decoded([paths[i] for i in needed], o.workers)):
-            lr = backend(hr)
+            lr = _downsample(o, backend, path, hr)
             for j, (offset, hr_patch, lr_patch) in enumerate(_cut(o, index, path, hr, lr, s)):
                 g = index * n + j
                 k = g // o.shard_size
@@ -292,7 +331,7 @@ def _generate_png(o: GenerateOptions, backend, paths: list[Path], out: Path) -> 
     names = []
     for index, (path, hr) in enumerate(progress(_decoded(paths, o.workers), total=len(paths),
                                                 desc=f"generate png ({backend.name})", unit="img")):
-        lr = backend(hr)
+        lr = _downsample(o, backend, path, hr)
         if o.full_images:
             pairs = [(f"{path.stem}.png", hr[: lr.shape[0] * s, : lr.shape[1] * s], lr)]
         else:

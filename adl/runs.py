@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import adl
-from adl.atomic import atomic_path, write_text
+from adl.atomic import atomic_path, file_sha256, write_text
 from adl.errors import AdlError
 from adl.progress import progress
 
@@ -224,10 +224,27 @@ class TrainingRun:
         """Whether this iteration needs a log row besides the regular ones (e.g. a validation)."""
         return False
 
+    @property
+    def summary_path(self) -> Path:
+        return self.run_dir / "summary.json"
+
+    def write_summary(self) -> None:
+        """summary.json marks a finished run. Workflows declare it, not checkpoint.pt, as the output:
+        a scheduler that deletes the outputs of an interrupted job then leaves the checkpoint to resume."""
+        with open(self.log_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        summary = {"kind": self.kind, "iterations": self.iteration, "seconds": self.elapsed,
+                   "seed": self.options["seed"], "last_log_row": rows[-1] if rows else None,
+                   "checkpoint": self.checkpoint_path.name, "checkpoint_sha256": file_sha256(self.checkpoint_path)}
+        write_text(self.summary_path, json.dumps(summary, indent=2) + "\n")
+
     def run(self, total: int, log_every: int, checkpoint_every: int) -> Path:
         if self.iteration >= total:
             log.warning("%s: already trained for %d iterations; nothing to do", self.run_dir, self.iteration)
+            if not self.summary_path.exists():
+                self.write_summary()
             return self.checkpoint_path
+        self.summary_path.unlink(missing_ok=True)  # extending a finished run: it is not finished any more
         new_log = not self.log_path.exists()
         sums = torch.zeros(len(self.loss_names), device=self.device)
         in_sum = 0
@@ -263,4 +280,5 @@ class TrainingRun:
                         f"{signal.Signals(stop.signum).name} at iteration {self.iteration}: checkpoint saved in "
                         f"{self.run_dir}; rerun the same command to resume", stop.signum)
             bar.close()
+        self.write_summary()
         return self.checkpoint_path

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from adl.atomic import atomic_path
+from adl.atomic import atomic_path, file_sha256
 from adl.errors import AdlError
-from adl.sr_data import augment, file_sha256
+from adl.sr_data import augment
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

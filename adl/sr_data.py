@@ -16,7 +16,6 @@ on the fly are identical. Every LR image is made once, up front, and held in mem
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from adl.atomic import file_sha256
 from adl.degradation import crop_to_scale, degrade
 from adl.errors import AdlError
 from adl.imageio import list_images, pair_by_stem, read_image
@@ -32,14 +32,6 @@ from adl.progress import progress
 
 SR_STREAM = 2  # keeps SR patch draws independent of the downsampler's HR/LR streams
 SOURCE_KINDS = ("bicubic", "kernel", "downsampler", "pairs", "shards")
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

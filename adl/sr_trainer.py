@@ -26,7 +26,8 @@ from adl.errors import AdlError
 from adl.imageio import list_images, pair_by_stem, read_image
 from adl.metrics import psnr
 from adl.runs import TrainingRun, data_fingerprint
-from adl.sr_data import LRSource, PairedPatches, ShardPatches, check_pair, file_sha256, make_lr_images
+from adl.atomic import file_sha256
+from adl.sr_data import LRSource, PairedPatches, ShardPatches, check_pair, make_lr_images
 
 log = logging.getLogger(__name__)
 

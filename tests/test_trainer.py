@@ -181,3 +181,18 @@ def test_resume_after_a_signal_is_bit_identical(unpaired_sets, tmp_path, signum)
     assert_same_weights(load(reference), load(run))
     iterations = [int(r["iteration"]) for r in log_rows(run)]
     assert iterations == sorted(set(iterations)) and iterations[-1] == total
+
+
+def test_summary_marks_a_finished_run_and_goes_away_while_it_is_extended(unpaired_sets, tmp_path):
+    run = tmp_path / "run"
+    assert main(train_args(unpaired_sets, run, 3, "lfl")) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["iterations"] == 3 and summary["seed"] == 0 and summary["last_log_row"]["iteration"] == "3"
+    import hashlib
+
+    assert summary["checkpoint_sha256"] == hashlib.sha256((run / "checkpoint.pt").read_bytes()).hexdigest()
+    proc = _spawn(train_args(unpaired_sets, run, 400, "lfl", ["--checkpoint-every", "10"]))
+    _wait_for(lambda: load(run)["iteration"] >= 10, proc)
+    assert not (run / "summary.json").exists()  # an unfinished run has no summary
+    proc.kill()
+    proc.communicate(timeout=60)
