@@ -127,7 +127,7 @@ def cmd_evaluate_sr(args) -> None:
     from adl.evaluate import evaluate_sr
 
     result = evaluate_sr(args.checkpoint, args.lr, args.hr, args.scale, args.output, resolve_device(args.device),
-                         save_dir=args.save_dir, tile=args.tile)
+                         save_dir=args.save_dir, tile=args.tile, tags=_tags(args))
     print(f"PSNR {result['psnr']:.4f} dB, SSIM {result['ssim']:.4f} over {result['images']} image(s); "
           f"wrote {args.output}")
 
@@ -161,6 +161,78 @@ def cmd_verify_shards(args) -> None:
 
     manifest = verify_shards(args.shard_dir)
     print(f"{args.shard_dir}: {len(manifest['shards'])} shard(s), {manifest['total_samples']} samples, all valid")
+
+
+def cmd_split(args) -> None:
+    from adl.split import run_split
+
+    options = {key: getattr(args, key) for key in ("root", "hr_range", "lr_range", "test_range",
+                                                   "hr", "lr", "test_hr", "test_lr")}
+    folders = run_split(args.protocol, args.output, **options)
+    print("wrote " + ", ".join(f"{folder} ({sum(1 for _ in folder.iterdir())})" for folder in folders.values()))
+
+
+def _tag(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key.strip(), value
+
+
+def _tags(args) -> dict[str, str]:
+    """The --tag KEY=VALUE options as a dict; a key given twice is an error."""
+    tags: dict[str, str] = {}
+    for key, value in args.tag or []:
+        if key in tags:
+            raise AdlError(f"--tag {key}: given twice ({tags[key]!r} and {value!r}); give each key once")
+        tags[key] = value
+    return tags
+
+
+def _tag_option(p) -> None:
+    p.add_argument("--tag", type=_tag, action="append", metavar="KEY=VALUE",
+                   help="label stored in the JSON output for `adl table` (repeatable)")
+
+
+def cmd_table(args) -> None:
+    from adl.tables import write_table
+
+    table, vs_paper = write_table(args.kind, args.output, args.files)
+    print(f"wrote {table} and {vs_paper} from {len(args.files)} file(s)")
+
+
+def cmd_figure_kernels(args) -> None:
+    from adl.figures import kernels_figure
+    from adl.imageio import write_png
+    from adl.kernels import load_kernel
+
+    true, retrieved = (load_kernel(p, args.scale) for p in (args.true, args.retrieved))
+    write_png(args.output, kernels_figure(true, retrieved, args.cell, args.label))
+    print(f"wrote {args.output}")
+
+
+def cmd_figure_curves(args) -> None:
+    from adl.figures import curves_figure
+
+    columns = curves_figure(args.logs, args.output)
+    print(f"wrote {args.output} ({', '.join(columns)})")
+
+
+def cmd_figure_crops(args) -> None:
+    from adl.figures import crops_figure
+    from adl.imageio import read_image, write_png
+
+    lr, sr, hr = (read_image(p) for p in (args.lr, args.sr, args.hr))
+    write_png(args.output, crops_figure(lr, sr, hr, args.size, args.at, names=(args.lr, args.sr, args.hr)))
+    print(f"wrote {args.output}")
+
+
+def _point(text: str) -> tuple[int, int]:
+    try:
+        y, x = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not Y,X (two integers)") from None
+    return y, x
 
 
 def cmd_retrieve_kernel(args) -> None:
@@ -206,6 +278,7 @@ def cmd_psnr(args) -> None:
     from adl.atomic import write_text
     from adl.metrics import psnr_folders
 
+    tags = _tags(args)
     rows = psnr_folders(args.pred, args.target, args.shave)
     finite = [v for _, v in rows if math.isfinite(v)]
     mean = sum(finite) / len(finite) if finite else math.inf
@@ -216,6 +289,12 @@ def cmd_psnr(args) -> None:
         writer.writerows([name, f"{v:.4f}"] for name, v in rows)
         writer.writerow(["mean", f"{mean:.4f}"])
         write_text(args.csv, buf.getvalue())
+    if args.json:
+        import json
+
+        result = {"tags": tags, "psnr": mean, "shave": args.shave,
+                  "per_image": [{"image": name, "psnr": v} for name, v in rows]}
+        write_text(args.json, json.dumps(result, indent=2) + "\n")
     if len(finite) < len(rows):
         log.warning("%d identical image pair(s) (infinite PSNR) left out of the mean", len(rows) - len(finite))
     print(f"{mean:.4f}")
@@ -225,8 +304,17 @@ def cmd_kernel_similarity(args) -> None:
     from adl.kernels import load_kernel
     from adl.metrics import kernel_similarity
 
+    tags = _tags(args)
     a, b = (load_kernel(p, args.scale) for p in (args.a, args.b))
-    print(f"{kernel_similarity(a, b):.6f}")
+    similarity = kernel_similarity(a, b)
+    if args.json:
+        import json
+
+        from adl.atomic import write_text
+
+        write_text(args.json, json.dumps({"tags": tags, "similarity": similarity, "a": args.a, "b": args.b},
+                                         indent=2) + "\n")
+    print(f"{similarity:.6f}")
 
 
 def cmd_sample_data(args) -> None:
@@ -370,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="metrics.json")
     p.add_argument("--save-dir", help="also write the SR images here")
     p.add_argument("--tile", type=_positive_int, default=256, help="LR tile size (default 256)")
+    _tag_option(p)
     device_option(p)
     p.set_defaults(func=cmd_evaluate_sr)
 
@@ -408,17 +497,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shard_dir")
     p.set_defaults(func=cmd_verify_shards)
 
+    p = sub.add_parser("split", help="choose the HR, LR and test images of a dataset (method.md §8)")
+    p.add_argument("--protocol", choices=("sample", "div2k", "folders"), required=True)
+    p.add_argument("--output", required=True, help="folder; <part>/ and <part>.txt are written in it")
+    p.add_argument("--root", help="div2k: the folder holding DIV2K_train_HR/ and DIV2K_valid_HR/")
+    p.add_argument("--hr-range", help="div2k: HR images (default 1-400)")
+    p.add_argument("--lr-range", help="div2k: images degraded into the LR set (default 401-800)")
+    p.add_argument("--test-range", help="div2k: test images (default 801-900)")
+    p.add_argument("--hr", help="folders: HR images, a folder or a quoted glob pattern")
+    p.add_argument("--lr", help="folders: real LR images, a folder or a quoted glob pattern")
+    p.add_argument("--test-hr", help="folders: test HR images")
+    p.add_argument("--test-lr", help="folders: test LR images, paired with --test-hr by name")
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("table", help="a results table (CSV) and its _vs_paper sibling from tagged JSON files")
+    p.add_argument("--kind", required=True, choices=("table1", "table3", "kernels"),
+                   help="table1: LR PSNR by data term; table3: SR PSNR by method and model; kernels: similarity")
+    p.add_argument("--output", required=True, help="OUT.csv; OUT_vs_paper.csv is written beside it")
+    p.add_argument("files", nargs="+", metavar="FILE", help="JSON results carrying --tag labels")
+    p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("figure", help="report figures: kernels, training curves, LR/SR/HR crops (PNG)")
+    figures = p.add_subparsers(dest="figure", required=True, parser_class=OneLineParser)
+    f = figures.add_parser("kernels", help="true and retrieved kernel side by side (paper Fig. 5/7)")
+    f.add_argument("--output", required=True, help="FIG.png")
+    f.add_argument("--true", required=True, help="true kernel .npy")
+    f.add_argument("--retrieved", required=True, help="retrieved kernel .npy")
+    f.add_argument("--label", help="caption drawn above the kernels")
+    f.add_argument("--cell", type=_positive_int, default=16, help="pixels per kernel tap (default 16)")
+    f.add_argument("--scale", type=_scale, default=2, help="scale the kernels are checked against (default 2)")
+    f.set_defaults(func=cmd_figure_kernels)
+    f = figures.add_parser("curves", help="training curves of one or more log.csv files")
+    f.add_argument("--output", required=True, help="FIG.png")
+    f.add_argument("logs", nargs="+", metavar="LOG.csv")
+    f.set_defaults(func=cmd_figure_curves)
+    f = figures.add_parser("crops", help="LR (nearest-upscaled) / SR / HR crops of the same region")
+    f.add_argument("--output", required=True, help="FIG.png")
+    f.add_argument("--lr", required=True)
+    f.add_argument("--sr", required=True)
+    f.add_argument("--hr", required=True)
+    f.add_argument("--size", type=_positive_int, help="crop side in HR pixels (default 96, or the smaller side)")
+    f.add_argument("--at", type=_point, action="append", metavar="Y,X",
+                   help="top-left HR pixel of a crop; repeat for more rows (default: the centre)")
+    f.set_defaults(func=cmd_figure_crops)
+
     p = sub.add_parser("psnr", help="mean RGB PSNR between two folders paired by name")
     p.add_argument("--pred", required=True)
     p.add_argument("--target", required=True)
     p.add_argument("--shave", type=int, required=True, help="border pixels left out on each side")
     p.add_argument("--csv", help="write per-image values here")
+    p.add_argument("--json", help="write the mean, per-image values and tags here (for `adl table`)")
+    _tag_option(p)
     p.set_defaults(func=cmd_psnr)
 
     p = sub.add_parser("kernel-similarity", help="max normalised cross-correlation of two kernels")
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--scale", type=_scale, default=2, help="scale the kernels are checked against (default 2)")
+    p.add_argument("--json", help="write the similarity, both paths and tags here (for `adl table`)")
+    _tag_option(p)
     p.set_defaults(func=cmd_kernel_similarity)
     return parser
 

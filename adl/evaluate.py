@@ -47,7 +47,10 @@ def ssim(pred: np.ndarray, target: np.ndarray, shave: int, *, name: str = "image
 
 
 def evaluate_sr(checkpoint: str | Path, lr_dir: str | Path, hr_dir: str | Path, scale: int, output: str | Path,
-                device: torch.device, save_dir: str | Path | None = None, tile: int = DEFAULT_TILE) -> dict:
+                device: torch.device, save_dir: str | Path | None = None, tile: int = DEFAULT_TILE,
+                tags: dict[str, str] | None = None) -> dict:
+    """Score ``checkpoint`` on the LR/HR pairs and write metrics.json; ``tags`` (the workflow's labels
+    of the run: method, model, scale, kernel, …) are stored in it as given."""
     exact_float32()
     model, config, ckpt_path = load_sr_model(checkpoint, device, scale)
     pairs = pair_by_stem(list_images(lr_dir, what="--lr"), list_images(hr_dir, what="--hr"), "--lr", "--hr")
@@ -67,6 +70,7 @@ def evaluate_sr(checkpoint: str | Path, lr_dir: str | Path, hr_dir: str | Path, 
                      "ssim": ssim(sr, hr, shave, name=str(hr_path))})
     finite = [r["psnr"] for r in rows if math.isfinite(r["psnr"])]
     result = {
+        "tags": dict(tags or {}),
         "checkpoint": str(ckpt_path),
         "checkpoint_sha256": file_sha256(ckpt_path),
         "config": config,

@@ -2,7 +2,8 @@
 
 It mirrors the DIV2K protocol of method.md §8 at toy scale: disjoint photos for the HR set and
 the LR set, and held-out crops for testing, all degraded with one known kernel so that the
-learned downsampler can be scored against the truth.
+learned downsampler can be scored against the truth. sample_split chooses the crops (``adl split
+--protocol sample``); write_sample_protocol also degrades them (``adl sample-data``).
 """
 
 from __future__ import annotations
@@ -28,20 +29,37 @@ def sample_photos() -> dict[str, np.ndarray]:
     return {name: np.ascontiguousarray(image[..., :3]) for name, image in photos.items()}
 
 
+def sample_split(multiple: int) -> dict[str, dict[str, np.ndarray]]:
+    """The protocol's parts as {part: {photo name: crop}}, every crop's sides a multiple of ``multiple``.
+
+    hr: the left parts of HR_PHOTOS; lr_source: the left parts of the other photos, which become the
+    LR set once degraded; test_hr: the right parts of all photos. ``adl split`` uses multiple 4, so
+    that ×2 and ×4 both divide the crops; write_sample_protocol uses its scale, as it always has.
+    """
+    parts: dict[str, dict[str, np.ndarray]] = {"hr": {}, "lr_source": {}, "test_hr": {}}
+    for name, photo in sample_photos().items():
+        # The cut sits on a multiple of 4·multiple, where it always was, so that the outputs of
+        # write_sample_protocol (the demo's and the tests' data) did not move when this was factored out.
+        cut = int(photo.shape[1] * TRAIN_FRACTION) // (4 * multiple) * (4 * multiple)
+        parts["hr" if name in HR_PHOTOS else "lr_source"][name] = crop_to_scale(photo[:, :cut], multiple)
+        parts["test_hr"][name] = crop_to_scale(photo[:, cut:], multiple)
+    return parts
+
+
 def write_sample_protocol(output: str | Path, kernel: np.ndarray, scale: int) -> dict[str, Path]:
     """Write hr/, lr/, test_hr/ and test_lr/ under ``output``; returns the four folders.
 
-    lr/ holds (HR ∗ k)↓s of photos that are not in hr/; test_lr/ is the true LR of test_hr/.
+    The split of sample_split, degraded at once: lr/ holds (HR ∗ k)↓s of the photos that are not
+    in hr/, and test_lr/ is the true LR of test_hr/.
     """
     output = Path(output)
     folders = {name: output / name for name in ("hr", "lr", "test_hr", "test_lr")}
-    for name, photo in sample_photos().items():
-        cut = int(photo.shape[1] * TRAIN_FRACTION) // (4 * scale) * (4 * scale)
-        train, test = crop_to_scale(photo[:, :cut], scale), crop_to_scale(photo[:, cut:], scale)
-        if name in HR_PHOTOS:
-            write_png(folders["hr"] / f"{name}.png", train)
-        else:
-            write_png(folders["lr"] / f"{name}.png", degrade(train, kernel, scale))
-        write_png(folders["test_hr"] / f"{name}.png", test)
-        write_png(folders["test_lr"] / f"{name}.png", degrade(test, kernel, scale))
+    parts = sample_split(scale)
+    for name, image in parts["hr"].items():
+        write_png(folders["hr"] / f"{name}.png", image)
+    for name, image in parts["lr_source"].items():
+        write_png(folders["lr"] / f"{name}.png", degrade(image, kernel, scale))
+    for name, image in parts["test_hr"].items():
+        write_png(folders["test_hr"] / f"{name}.png", image)
+        write_png(folders["test_lr"] / f"{name}.png", degrade(image, kernel, scale))
     return folders

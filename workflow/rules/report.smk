@@ -1,0 +1,124 @@
+# Tables (paper layout, plus comparisons with the paper's numbers), figures and the report.
+
+FIG = "results/figures/" + config["dataset"]
+SYNTHETIC = PROTOCOL != "folders"  # only synthetic kernels have a truth to compare kernels with
+
+
+rule all:
+    input:
+        "results/table1.csv",
+        "results/table3.csv",
+        "results/kernels.csv" if SYNTHETIC else [],
+        expand(FIG + "/kernels-x{scale}-{kernel}.png", scale=SCALES, kernel=KERNELS) if SYNTHETIC else [],
+        expand(FIG + "/curves-x{scale}-{kernel}.png", scale=SCALES, kernel=KERNELS),
+        expand(FIG + "/crops-x{scale}-{kernel}-{model}.png", scale=SCALES, kernel=KERNELS, model=MODELS),
+    default_target: True
+
+
+rule table1:
+    input:
+        expand(OUT + "/x{scale}/{kernel}/down-{loss}/lr_psnr.json", scale=SCALES, kernel=KERNELS, loss=LOSSES),
+    output:
+        table=report("results/table1.csv", caption="../report/table1.rst", category="Tables"),
+        paper=report("results/table1_vs_paper.csv", caption="../report/vs_paper.rst", category="Tables"),
+    log:
+        "logs/table1.log",
+    benchmark:
+        "benchmarks/table1.tsv"
+    resources:
+        runtime=5,
+    shell:
+        "adl -q table --kind table1 --output {output.table} {input} > {log} 2>&1"
+
+
+rule table3:
+    input:
+        expand(
+            OUT + "/x{scale}/{kernel}/sr-{model}-{method}/metrics.json",
+            scale=SCALES,
+            kernel=KERNELS,
+            model=MODELS,
+            method=METHODS,
+        ),
+    output:
+        table=report("results/table3.csv", caption="../report/table3.rst", category="Tables"),
+        paper=report("results/table3_vs_paper.csv", caption="../report/vs_paper.rst", category="Tables"),
+    log:
+        "logs/table3.log",
+    benchmark:
+        "benchmarks/table3.tsv"
+    resources:
+        runtime=5,
+    shell:
+        "adl -q table --kind table3 --output {output.table} {input} > {log} 2>&1"
+
+
+rule kernels_table:
+    input:
+        expand(OUT + "/x{scale}/{kernel}/down-{loss}/similarity.json", scale=SCALES, kernel=KERNELS, loss=LOSSES),
+    output:
+        report("results/kernels.csv", caption="../report/kernels.rst", category="Tables"),
+    log:
+        "logs/kernels_table.log",
+    benchmark:
+        "benchmarks/kernels_table.tsv"
+    resources:
+        runtime=5,
+    shell:
+        "adl -q table --kind kernels --output {output} {input} > {log} 2>&1"
+
+
+rule figure_kernels:
+    input:
+        truth=RES + "/kernels/x{scale}/{kernel}.npy",
+        retrieved=OUT + "/x{scale}/{kernel}/down-adl/retrieved.npy",
+    output:
+        report(FIG + "/kernels-x{scale}-{kernel}.png", caption="../report/kernels_figure.rst", category="Kernels"),
+    log:
+        "logs/" + config["dataset"] + "/figures/kernels-x{scale}-{kernel}.log",
+    benchmark:
+        "benchmarks/" + config["dataset"] + "/figures/kernels-x{scale}-{kernel}.tsv"
+    resources:
+        runtime=5,
+    shell:
+        "adl -q figure kernels --output {output} --true {input.truth} --retrieved {input.retrieved} "
+        "--label 'x{wildcards.scale} {wildcards.kernel}: true | retrieved from G (ADL)' > {log} 2>&1"
+
+
+rule figure_curves:
+    input:
+        expand(OUT + "/x{{scale}}/{{kernel}}/down-{loss}/summary.json", loss=LOSSES),
+    output:
+        report(FIG + "/curves-x{scale}-{kernel}.png", caption="../report/curves.rst", category="Training curves"),
+    params:
+        logs=lambda w, input: [os.path.join(os.path.dirname(p), "log.csv") for p in input],
+    log:
+        "logs/" + config["dataset"] + "/figures/curves-x{scale}-{kernel}.log",
+    benchmark:
+        "benchmarks/" + config["dataset"] + "/figures/curves-x{scale}-{kernel}.tsv"
+    resources:
+        runtime=5,
+    shell:
+        "adl -q figure curves --output {output} {params.logs} > {log} 2>&1"
+
+
+rule figure_crops:
+    input:
+        sr=OUT + "/x{scale}/{kernel}/sr-{model}-" + METHODS[-1] + "/test_sr",
+        lr=test_lr,
+        hr=RES + "/split/test_hr.txt",
+    output:
+        report(FIG + "/crops-x{scale}-{kernel}-{model}.png", caption="../report/crops.rst", category="Crops"),
+    params:
+        lr=lambda w, input: folder(input.lr),
+        hr=lambda w, input: folder(input.hr),
+    log:
+        "logs/" + config["dataset"] + "/figures/crops-x{scale}-{kernel}-{model}.log",
+    benchmark:
+        "benchmarks/" + config["dataset"] + "/figures/crops-x{scale}-{kernel}-{model}.tsv"
+    resources:
+        runtime=5,
+    shell:
+        "(name=$(ls {input.sr} | head -n 1); stem=${{name%.*}}; "
+        "adl -q figure crops --output {output} --lr $(ls {params.lr}/$stem.* | head -n 1) --sr {input.sr}/$name "
+        "--hr $(ls {params.hr}/$stem.* | head -n 1)) > {log} 2>&1"
