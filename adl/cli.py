@@ -169,7 +169,8 @@ def cmd_split(args) -> None:
     options = {key: getattr(args, key) for key in ("root", "hr_range", "lr_range", "test_range",
                                                    "hr", "lr", "test_hr", "test_lr")}
     folders = run_split(args.protocol, args.output, **options)
-    print("wrote " + ", ".join(f"{folder} ({sum(1 for _ in folder.iterdir())})" for folder in folders.values()))
+    counts = {folder: sum(not p.name.startswith(".") for p in folder.iterdir()) for folder in folders.values()}
+    print("wrote " + ", ".join(f"{folder} ({count})" for folder, count in counts.items()))
 
 
 def _tag(text: str) -> tuple[str, str]:

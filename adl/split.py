@@ -3,7 +3,8 @@
 A split only chooses files; degrading them is a later workflow stage. Each part becomes a folder
 OUT/<part>/ of symlinks to the originals (the sample protocol writes PNG crops instead) and a list
 file OUT/<part>.txt of the original paths, one per line, so that a workflow reruns what depends
-on a split when the split changes.
+on a split when the split changes. Rerunning a split into the same OUT replaces what adl wrote
+there and refuses to touch anything else.
 
 The parts:
 - ``hr``: HR training images;
@@ -25,6 +26,7 @@ from adl.imageio import IMAGE_SUFFIXES, list_images, pair_by_stem, require_uniqu
 PARTS = ("hr", "lr_source", "lr", "test_hr", "test_lr")
 DIV2K_RANGES = {"hr": "1-400", "lr_source": "401-800", "test_hr": "801-900"}
 DIV2K_LAYOUT = "ROOT/DIV2K_train_HR/0001.png…0800.png and ROOT/DIV2K_valid_HR/0801.png…0900.png"
+MANIFEST = ".adl-split"  # hidden in each part folder: the names adl wrote there (see _clear_and_claim)
 SAMPLE_MULTIPLE = 4  # crops divisible by 4 degrade at ×2 and ×4 alike, with no further cropping
 
 
@@ -105,12 +107,13 @@ def folders_split(hr: str, lr: str, test_hr: str, test_lr: str | None = None) ->
 def link_split(output: str | os.PathLike, parts: dict[str, list[Path]]) -> dict[str, Path]:
     """Symlink every part's files (absolute targets) into OUT/<part>/ and list them in OUT/<part>.txt."""
     originals = {part: [Path(os.path.abspath(p)) for p in paths] for part, paths in parts.items()}
-    folders = _replace_parts(Path(output), originals)
+    folders = _clear_and_claim(Path(output), originals)
     for part, paths in originals.items():
         for path in paths:
             with atomic_path(folders[part] / path.name) as tmp:
                 tmp.unlink()  # atomic_path made a file; a symlink takes its name and is renamed into place
                 tmp.symlink_to(path)
+    _write_lists(Path(output), originals)
     return folders
 
 
@@ -120,51 +123,56 @@ def write_sample_split(output: str | os.PathLike) -> dict[str, Path]:
 
     output = Path(output).absolute()
     images = sample_split(SAMPLE_MULTIPLE)
-    folders = _replace_parts(output, {part: [output / part / f"{name}.png" for name in named]
-                                      for part, named in images.items()})
+    written = {part: [output / part / f"{name}.png" for name in named] for part, named in images.items()}
+    folders = _clear_and_claim(output, written)
     for part, named in images.items():
         for name, image in named.items():
             write_png(folders[part] / f"{name}.png", image)
+    _write_lists(output, written)
     return folders
 
 
-def _replace_parts(output: Path, listed: dict[str, list[Path]]) -> dict[str, Path]:
-    """Clear what an earlier split wrote under ``output``, write the new list files, return the folders.
+def _clear_and_claim(output: Path, listed: dict[str, list[Path]]) -> dict[str, Path]:
+    """Remove what an earlier split wrote under ``output``, record what this one will write, return its folders.
 
-    A part's list file is also the record of what adl owns in its folder: an entry named like one
-    of its lines. Anything else there is the user's, so nothing is touched and the split stops.
-    The list is written before the files, so that after an interruption every entry is still listed.
+    What adl owns in a part folder is recorded in the folder's hidden manifest, not in the list file,
+    because Snakemake deletes a rule's outputs (the list files) before it reruns the rule. Anything
+    not in the manifest is the user's: then nothing is touched and the split stops. The manifest is
+    written before the files and removed after them, so an interrupted split is still cleaned up.
     """
     if output.exists() and not output.is_dir():
         raise AdlError(f"--output {output}: exists and is not a folder; name a folder for the split")
     owned = {}
     for part in PARTS:
-        folder, names = output / part, _listed_names(output / f"{part}.txt")
+        folder = output / part
         if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
             raise AdlError(f"{folder}: exists and is not a folder; move it away, adl writes the {part} part here")
-        entries = sorted(folder.iterdir()) if folder.is_dir() else []
+        entries = sorted(folder.iterdir(), key=lambda e: e.name == MANIFEST) if folder.is_dir() else []
+        names = {MANIFEST, *_manifest(folder)}
         for entry in entries:
             if entry.name not in names and not _is_leftover_temporary(entry.name):
                 raise AdlError(f"{entry}: not written by adl split; move it out of {folder} or choose another --output")
         owned[part] = entries
     for part, entries in owned.items():
+        (output / f"{part}.txt").unlink(missing_ok=True)  # no list may describe a folder that is changing
         for entry in entries:
             entry.unlink()  # a file or a symlink; only the link goes, never what it points to
-        list_file = output / f"{part}.txt"
-        if part not in listed:  # a part of an earlier, different split: gone with it
-            list_file.unlink(missing_ok=True)
-            if (output / part).is_dir():
-                (output / part).rmdir()
+        if part not in listed and (output / part).is_dir():  # a part of an earlier, different split
+            (output / part).rmdir()
     for part, paths in listed.items():
-        (output / part).mkdir(parents=True, exist_ok=True)
-        write_text(output / f"{part}.txt", "".join(f"{p}\n" for p in sorted(paths)))
+        write_text(output / part / MANIFEST, "".join(f"{p.name}\n" for p in sorted(paths)))
     return {part: output / part for part in listed}
 
 
-def _listed_names(list_file: Path) -> set[str]:
-    if not list_file.is_file():
-        return set()
-    return {Path(line).name for line in list_file.read_text().splitlines() if line}
+def _write_lists(output: Path, listed: dict[str, list[Path]]) -> None:
+    """Last, so that a list file exists only beside a complete part."""
+    for part, paths in listed.items():
+        write_text(output / f"{part}.txt", "".join(f"{p}\n" for p in sorted(paths)))
+
+
+def _manifest(folder: Path) -> list[str]:
+    path = folder / MANIFEST
+    return path.read_text().splitlines() if path.is_file() else []
 
 
 def _is_leftover_temporary(name: str) -> bool:

@@ -52,13 +52,18 @@ def assert_one_error(capsys, argv, *names) -> str:
     return lines[0]
 
 
+def visible(folder: Path) -> list[Path]:
+    """A folder's entries less hidden ones (adl split's manifest), as list_images sees them."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
 def names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
+    return [p.name for p in visible(folder)]
 
 
 def assert_links(out: Path, part: str, originals: list[Path]) -> None:
     """OUT/part/ holds one absolute symlink per original and OUT/part.txt lists the originals."""
-    links = sorted((out / part).iterdir())
+    links = visible(out / part)
     assert [p.name for p in links] == sorted(p.name for p in originals)
     for link in links:
         assert link.is_symlink() and os.path.isabs(os.readlink(link))
@@ -181,6 +186,13 @@ def test_rerun_replaces_the_split_and_touches_nothing_else(tmp_path, capsys, rea
     assert names(out / "hr") == ["0001.png"] and len((out / "hr.txt").read_text().splitlines()) == 1
     assert names(out / "lr_source") == [f"000{n}.png" for n in range(2, 7)]
     assert all((root / "DIV2K_train_HR" / f"000{n}.png").is_file() for n in range(1, 7))
+    # Snakemake deletes a rule's outputs, the list files, before it reruns the rule.
+    for list_file in out.glob("*.txt"):
+        list_file.unlink()
+    assert split(capsys, "--protocol", "div2k", "--root", root, "--output", out,
+                 "--hr-range", "1-2", "--lr-range", "3-3", "--test-range", "801-801") == 0
+    assert names(out / "hr") == ["0001.png", "0002.png"] and names(out / "lr_source") == ["0003.png"]
+    assert (out / "lr_source.txt").read_text() == f"{(root / 'DIV2K_train_HR' / '0003.png').absolute()}\n"
 
 
 def test_rerun_refuses_a_folder_holding_something_adl_did_not_write(tmp_path, capsys):
@@ -201,8 +213,8 @@ def test_sample_split_writes_disjoint_crops_divisible_by_4(tmp_path, capsys):
     assert names(out / "lr_source") == ["chelsea.png", "motorcycle_right.png", "rocket.png"]
     assert len(names(out / "test_hr")) == 6  # the held-out right-hand crop of every photo
     for part in ("hr", "lr_source", "test_hr"):
-        assert (out / f"{part}.txt").read_text().splitlines() == [str(p) for p in sorted((out / part).iterdir())]
-        for path in (out / part).iterdir():
+        assert (out / f"{part}.txt").read_text().splitlines() == [str(p) for p in visible(out / part)]
+        for path in visible(out / part):
             assert not path.is_symlink()
             h, w = read_image(path).shape[:2]
             assert h % 4 == 0 and w % 4 == 0, (path, h, w)

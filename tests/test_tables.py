@@ -368,7 +368,6 @@ def test_crops_strip_is_the_exact_crops(tmp_path, capsys):
 
 
 def test_curves_figure_one_subplot_per_numeric_column(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
     down, sr = tmp_path / "down_adl" / "log.csv", tmp_path / "sr_edsr" / "log.csv"
     down.parent.mkdir()
     sr.parent.mkdir()

@@ -1,4 +1,7 @@
 # Shared names and helpers. Rules stay thin: each calls one `adl` subcommand.
+import hashlib
+import json
+import os
 
 PROTOCOL = config["protocol"]["kind"]
 # The folders protocol brings real LR images, with no kernel to name: its one "kernel" is "real".
@@ -12,6 +15,8 @@ LEARNED = [m for m in METHODS if m in ("lfl", "adl")]
 DEVICE = config["device"]
 RES = "resources/" + config["dataset"]
 OUT = "results/" + config["dataset"]
+FIG = "results/figures/" + config["dataset"]
+SYNTHETIC = PROTOCOL != "folders"  # only synthetic kernels have a truth to compare kernels with
 
 
 wildcard_constraints:
@@ -33,6 +38,18 @@ def cli_options(options):
         elif value is not False:
             words += [flag, str(value)]
     return " ".join(words)
+
+
+def options_tag(options):
+    """A short hash of a stage's options, part of its run folders' names. Changing an option
+    therefore starts fresh runs beside the old ones (which stay cached, and are reused if the
+    option is changed back) instead of resuming a run under other options, which adl refuses."""
+    text = json.dumps(options, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+DOWN_TAG = options_tag(config["downsampler"]["options"])
+SR_TAG = options_tag({"sr": config["sr"]["options"], "generate": config["generate"]})
 
 
 def runtime(group, default):

@@ -1,7 +1,11 @@
 # Stage 1: learn G per data term, score it (Table 1), retrieve its kernel, export it, make shards.
 
-DOWN = OUT + "/x{scale}/{kernel}/down-{loss}"
+DOWN = OUT + "/x{scale}/{kernel}/down-{loss}-" + DOWN_TAG
 LOGS = "logs/" + config["dataset"]
+
+
+def down_dir(scale, kernel, loss):
+    return DOWN.format(scale=scale, kernel=kernel, loss=loss)
 BENCH = "benchmarks/" + config["dataset"]
 
 

@@ -1,23 +1,8 @@
 # Tables (paper layout, plus comparisons with the paper's numbers), figures and the report.
 
-FIG = "results/figures/" + config["dataset"]
-SYNTHETIC = PROTOCOL != "folders"  # only synthetic kernels have a truth to compare kernels with
-
-
-rule all:
-    input:
-        "results/table1.csv",
-        "results/table3.csv",
-        "results/kernels.csv" if SYNTHETIC else [],
-        expand(FIG + "/kernels-x{scale}-{kernel}.png", scale=SCALES, kernel=KERNELS) if SYNTHETIC else [],
-        expand(FIG + "/curves-x{scale}-{kernel}.png", scale=SCALES, kernel=KERNELS),
-        expand(FIG + "/crops-x{scale}-{kernel}-{model}.png", scale=SCALES, kernel=KERNELS, model=MODELS),
-    default_target: True
-
-
 rule table1:
     input:
-        expand(OUT + "/x{scale}/{kernel}/down-{loss}/lr_psnr.json", scale=SCALES, kernel=KERNELS, loss=LOSSES),
+        expand(DOWN + "/lr_psnr.json", scale=SCALES, kernel=KERNELS, loss=LOSSES),
     output:
         table=report("results/table1.csv", caption="../report/table1.rst", category="Tables"),
         paper=report("results/table1_vs_paper.csv", caption="../report/vs_paper.rst", category="Tables"),
@@ -34,7 +19,7 @@ rule table1:
 rule table3:
     input:
         expand(
-            OUT + "/x{scale}/{kernel}/sr-{model}-{method}/metrics.json",
+            SR + "/metrics.json",
             scale=SCALES,
             kernel=KERNELS,
             model=MODELS,
@@ -55,7 +40,7 @@ rule table3:
 
 rule kernels_table:
     input:
-        expand(OUT + "/x{scale}/{kernel}/down-{loss}/similarity.json", scale=SCALES, kernel=KERNELS, loss=LOSSES),
+        expand(DOWN + "/similarity.json", scale=SCALES, kernel=KERNELS, loss=LOSSES),
     output:
         report("results/kernels.csv", caption="../report/kernels.rst", category="Tables"),
     log:
@@ -71,7 +56,7 @@ rule kernels_table:
 rule figure_kernels:
     input:
         truth=RES + "/kernels/x{scale}/{kernel}.npy",
-        retrieved=OUT + "/x{scale}/{kernel}/down-adl/retrieved.npy",
+        retrieved=DOWN.replace("{loss}", "adl") + "/retrieved.npy",
     output:
         report(FIG + "/kernels-x{scale}-{kernel}.png", caption="../report/kernels_figure.rst", category="Kernels"),
     log:
@@ -87,7 +72,7 @@ rule figure_kernels:
 
 rule figure_curves:
     input:
-        expand(OUT + "/x{{scale}}/{{kernel}}/down-{loss}/summary.json", loss=LOSSES),
+        expand(DOWN.replace("{scale}", "{{scale}}").replace("{kernel}", "{{kernel}}") + "/summary.json", loss=LOSSES),
     output:
         report(FIG + "/curves-x{scale}-{kernel}.png", caption="../report/curves.rst", category="Training curves"),
     params:
@@ -104,7 +89,7 @@ rule figure_curves:
 
 rule figure_crops:
     input:
-        sr=OUT + "/x{scale}/{kernel}/sr-{model}-" + METHODS[-1] + "/test_sr",
+        sr=SR.replace("{method}", METHODS[-1]) + "/test_sr",
         lr=test_lr,
         hr=RES + "/split/test_hr.txt",
     output:

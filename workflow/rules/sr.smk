@@ -1,6 +1,6 @@
 # Stage 2: SR networks trained on each Table 2 source, evaluated on the test pairs (Table 3).
 
-SR = OUT + "/x{scale}/{kernel}/sr-{model}-{method}"
+SR = OUT + "/x{scale}/{kernel}/sr-{model}-{method}-" + SR_TAG
 
 
 def lr_source(wildcards):
@@ -9,13 +9,13 @@ def lr_source(wildcards):
         return "bicubic"
     if wildcards.method == "oracle":
         return "kernel:" + true_kernel(wildcards)
-    return "shards:" + OUT + f"/x{wildcards.scale}/{wildcards.kernel}/down-{wildcards.method}/shards"
+    return "shards:" + down_dir(wildcards.scale, wildcards.kernel, wildcards.method) + "/shards"
 
 
 def sr_inputs(wildcards):
     inputs = {"hr": RES + "/split/hr.txt"}
     if wildcards.method in ("lfl", "adl"):
-        inputs["shards"] = OUT + f"/x{wildcards.scale}/{wildcards.kernel}/down-{wildcards.method}/shards/manifest.json"
+        inputs["shards"] = down_dir(wildcards.scale, wildcards.kernel, wildcards.method) + "/shards/manifest.json"
     return inputs
 
 
