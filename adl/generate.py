@@ -200,6 +200,11 @@ def _prepare_output(out: Path, record: dict) -> bool:
             raise AdlError(f"{options_path}: unreadable ({exc}); use a new --output") from None
         if not isinstance(previous, dict) or not isinstance(previous.get("options"), dict):
             raise AdlError(f"{options_path}: not an adl generate record; use a new --output")
+        if previous != record and not _has_output(out):
+            # Nothing was generated under the old settings (it failed early, e.g. on an image
+            # smaller than the patch): the settings the error told the user to change may change.
+            write_text(options_path, json.dumps(record, indent=2) + "\n")
+            return False
         if previous != record:
             # Name what changed as the user wrote it: the options themselves, --model or --hr.
             old, new = previous["options"], record["options"]
@@ -216,6 +221,10 @@ def _prepare_output(out: Path, record: dict) -> bool:
     out.mkdir(parents=True, exist_ok=True)
     write_text(options_path, json.dumps(record, indent=2) + "\n")
     return False
+
+
+def _has_output(out: Path) -> bool:
+    return any(out.glob("shard-*.h5")) or any(out.glob("hr/*.png")) or any(out.glob("lr/*.png"))
 
 
 def _remove_stale_temporaries(out: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -444,8 +445,6 @@ def test_shard_dataset_items_and_two_workers(world):
     with pytest.raises(IndexError):
         ds[len(ds)]
     # Handles are now open in this process; the dataset still pickles and forks into workers.
-    import pickle
-
     assert torch.equal(pickle.loads(pickle.dumps(ds))[5][1], want_hr[5])
     for workers in (0, 2):
         batches = list(DataLoader(ds, batch_size=5, shuffle=False, num_workers=workers))
@@ -687,3 +686,26 @@ def test_full_disk_while_writing_pngs(world, tmp_path, monkeypatch, capsys):
                             "No space left on device")
     assert str(out / "hr") in line or str(out / "lr") in line
     assert not (out / "manifest.json").exists() and not (out / "meta_info.txt").exists() and leftovers(out) == []
+
+
+def test_settings_may_change_after_a_run_that_generated_nothing(tmp_path, capsys):
+    """The error for a too-large patch says to lower --patch; doing so in the same folder must work."""
+    from skimage import data
+
+    from adl.downsampling import CHECKPOINT_KIND
+    from adl.nets import Downsampler
+
+    hr = tmp_path / "hr"
+    write_png(hr / "a.png", data.astronaut()[:64, :64])
+    model = tmp_path / "run"
+    model.mkdir()
+    torch.save({"kind": CHECKPOINT_KIND, "config": {"width": 4, "scale": 2}, "G": Downsampler(4).state_dict()},
+               model / "checkpoint.pt")
+    out = tmp_path / "out"
+    base = ["-q", "generate", "--model", str(model), "--hr", str(hr), "--output", str(out), "--device", "cpu",
+            "--patches-per-image", "2"]
+    assert main([*base, "--patch", "96"]) == 1
+    assert "--patch" in capsys.readouterr().err
+    assert main([*base, "--patch", "32"]) == 0
+    assert json.loads((out / "generate.json").read_text())["options"]["patch"] == 32
+    assert main([*base, "--patch", "16"]) == 1  # now shards exist: a change is refused

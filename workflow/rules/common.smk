@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import shlex
 
 PROTOCOL = config["protocol"]["kind"]
 # The folders protocol brings real LR images, with no kernel to name: its one "kernel" is "real".

@@ -9,7 +9,7 @@ def split_options():
         ranges = {k: p[k] for k in ("hr_range", "lr_range", "test_range") if k in p}
         return f"--root {p['root']} " + cli_options(ranges)
     if PROTOCOL == "folders":
-        return cli_options({k: repr(p[k]) for k in ("hr", "lr", "test_hr", "test_lr")})
+        return cli_options({k: shlex.quote(p[k]) for k in ("hr", "lr", "test_hr", "test_lr")})
     return ""
 
 
@@ -22,7 +22,7 @@ rule split:
     log:
         "logs/" + config["dataset"] + "/split.log",
     benchmark:
-        "benchmarks/" + config["dataset"] + "/split.tsv"
+        "results/benchmarks/" + config["dataset"] + "/split.tsv"
     resources:
         runtime=runtime("data", 30),
     shell:
@@ -37,7 +37,7 @@ rule true_kernels:
     log:
         "logs/" + config["dataset"] + "/kernels-x{scale}.log",
     benchmark:
-        "benchmarks/" + config["dataset"] + "/kernels-x{scale}.tsv"
+        "results/benchmarks/" + config["dataset"] + "/kernels-x{scale}.tsv"
     resources:
         runtime=runtime("data", 30),
     shell:
@@ -58,7 +58,7 @@ rule degrade:
     log:
         "logs/" + config["dataset"] + "/degrade/x{scale}-{kernel}-{source}.log",
     benchmark:
-        "benchmarks/" + config["dataset"] + "/degrade/x{scale}-{kernel}-{source}.tsv"
+        "results/benchmarks/" + config["dataset"] + "/degrade/x{scale}-{kernel}-{source}.tsv"
     threads: 1
     resources:
         runtime=runtime("data", 30),

@@ -6,7 +6,7 @@ LOGS = "logs/" + config["dataset"]
 
 def down_dir(scale, kernel, loss):
     return DOWN.format(scale=scale, kernel=kernel, loss=loss)
-BENCH = "benchmarks/" + config["dataset"]
+BENCH = "results/benchmarks/" + config["dataset"]
 
 
 rule train_downsampler:

@@ -9,7 +9,7 @@ rule table1:
     log:
         "logs/table1.log",
     benchmark:
-        "benchmarks/table1.tsv"
+        "results/benchmarks/table1.tsv"
     resources:
         runtime=5,
     shell:
@@ -31,7 +31,7 @@ rule table3:
     log:
         "logs/table3.log",
     benchmark:
-        "benchmarks/table3.tsv"
+        "results/benchmarks/table3.tsv"
     resources:
         runtime=5,
     shell:
@@ -46,7 +46,7 @@ rule kernels_table:
     log:
         "logs/kernels_table.log",
     benchmark:
-        "benchmarks/kernels_table.tsv"
+        "results/benchmarks/kernels_table.tsv"
     resources:
         runtime=5,
     shell:
@@ -62,7 +62,7 @@ rule figure_kernels:
     log:
         "logs/" + config["dataset"] + "/figures/kernels-x{scale}-{kernel}.log",
     benchmark:
-        "benchmarks/" + config["dataset"] + "/figures/kernels-x{scale}-{kernel}.tsv"
+        "results/benchmarks/" + config["dataset"] + "/figures/kernels-x{scale}-{kernel}.tsv"
     resources:
         runtime=5,
     shell:
@@ -80,7 +80,7 @@ rule figure_curves:
     log:
         "logs/" + config["dataset"] + "/figures/curves-x{scale}-{kernel}.log",
     benchmark:
-        "benchmarks/" + config["dataset"] + "/figures/curves-x{scale}-{kernel}.tsv"
+        "results/benchmarks/" + config["dataset"] + "/figures/curves-x{scale}-{kernel}.tsv"
     resources:
         runtime=5,
     shell:
@@ -100,7 +100,7 @@ rule figure_crops:
     log:
         "logs/" + config["dataset"] + "/figures/crops-x{scale}-{kernel}-{model}.log",
     benchmark:
-        "benchmarks/" + config["dataset"] + "/figures/crops-x{scale}-{kernel}-{model}.tsv"
+        "results/benchmarks/" + config["dataset"] + "/figures/crops-x{scale}-{kernel}-{model}.tsv"
     resources:
         runtime=5,
     shell:
