@@ -344,9 +344,8 @@ def _refuse_same_folder(src: Path, dst: Path) -> None:
 
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from adl.device import DEVICE_CHOICES
+    from adl.choices import DATA_LOSSES, DEVICE_CHOICES, SR_MODELS
     from adl.kernels import KERNEL_NAMES
-    from adl.losses import DATA_LOSSES
 
     parser = OneLineParser(prog="adl", description="Adaptive downsampling models for real-world super-resolution.")
     parser.add_argument("--version", action="version", version=f"adl {adl.__version__}")
@@ -426,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-source", required=True,
                    help="bicubic | kernel:{k0..k4|K.npy} | downsampler:RUN_OR_CHECKPOINT | pairs:DIR | shards:DIR")
     p.add_argument("--scale", type=_scale, default=2)
-    p.add_argument("--model", choices=("edsr", "rrdb"), default="edsr")
+    p.add_argument("--model", choices=SR_MODELS, default="edsr")
     p.add_argument("--output", required=True, help="RUN_DIR; an existing one is resumed")
     p.add_argument("--iterations", type=_positive_int, default=300_000)
     p.add_argument("--batch-size", type=_positive_int, default=16)

@@ -11,13 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from adl.errors import AdlError
+from adl.imageio import crop_to_scale  # noqa: F401  (re-exported: part of this module's vocabulary)
 from adl.kernels import fits_scale
-
-
-def crop_to_scale(image: np.ndarray, scale: int) -> np.ndarray:
-    """Crop an HxWx3 image at the bottom/right to a multiple of ``scale``."""
-    h, w = image.shape[:2]
-    return image[: h - h % scale, : w - w % scale]
 
 
 def kernel_tensor(kernel: np.ndarray | torch.Tensor, like: torch.Tensor) -> torch.Tensor:

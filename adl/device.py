@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from adl.choices import DEVICE_CHOICES
 from adl.errors import AdlError
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str) -> torch.device:

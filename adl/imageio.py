@@ -69,6 +69,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return np.array(arr, dtype=np.uint8, order="C", copy=True)
 
 
+def crop_to_scale(image: np.ndarray, scale: int) -> np.ndarray:
+    """Crop an HxWx3 image at the bottom/right to a multiple of ``scale``."""
+    h, w = image.shape[:2]
+    return image[: h - h % scale, : w - w % scale]
+
+
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an HxWx3 (or HxW) uint8 array as PNG, atomically."""
     if image.dtype != np.uint8:

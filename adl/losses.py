@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adl.choices import DATA_LOSSES
 from adl.degradation import apply_kernel
 from adl.kernels import bicubic_kernel, gaussian_kernel
 
-DATA_LOSSES = ("adl", "lfl", "lfl-gauss", "bicubic", "avgpool")
 LFL_BLOCK = 16  # LR block size of the low-frequency loss; HR uses 16·s.
 
 

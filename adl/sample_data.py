@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adl.degradation import crop_to_scale, degrade
-from adl.imageio import write_png
+from adl.imageio import crop_to_scale, write_png
 
 HR_PHOTOS = ("astronaut", "coffee", "motorcycle_left")
 LR_PHOTOS = ("chelsea", "rocket", "motorcycle_right")
@@ -52,6 +51,8 @@ def write_sample_protocol(output: str | Path, kernel: np.ndarray, scale: int) ->
     The split of sample_split, degraded at once: lr/ holds (HR ∗ k)↓s of the photos that are not
     in hr/, and test_lr/ is the true LR of test_hr/.
     """
+    from adl.degradation import degrade  # torch: only the degrading half of this module needs it
+
     output = Path(output)
     folders = {name: output / name for name in ("hr", "lr", "test_hr", "test_lr")}
     parts = sample_split(scale)

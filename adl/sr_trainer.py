@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adl.choices import SR_MODELS
 from adl.data import load_images, patch_loader
 from adl.device import resolve_device
 from adl.errors import AdlError
@@ -32,7 +33,6 @@ from adl.sr_data import LRSource, PairedPatches, ShardPatches, check_pair, make_
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KIND = "adl-sr"
-SR_MODELS = ("edsr", "rrdb")
 DEFAULT_SIZES = {"edsr": (64, 16), "rrdb": (64, 23)}  # (features, blocks)
 RESUMABLE_OPTIONS = frozenset({"hr", "iterations", "checkpoint_every", "log_every", "device", "workers",
                                "val_hr", "val_lr", "val_every", "vgg_weights"})

@@ -20,12 +20,12 @@ from pathlib import Path
 
 from adl import paper
 from adl.atomic import write_text
+from adl.choices import SR_MODELS
 from adl.errors import AdlError
 
 # Row order of the paper's Table 1 (data terms) and Table 3 (methods); lfl-gauss is our ablation.
 DATA_TERMS = ("bicubic", "avgpool", "lfl", "lfl-gauss", "adl")
 SR_METHODS = ("bicubic", "oracle", "lfl", "adl")
-SR_MODELS = ("edsr", "rrdb")
 
 
 @dataclass(frozen=True)
