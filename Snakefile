@@ -23,11 +23,29 @@ include: "workflow/rules/report.smk"
 # The default target: everything the report shows. It lives here because Snakemake takes its
 # default target only from the main Snakefile, not from included rule files.
 rule all:
+    default_target: True
     input:
         "results/table1.csv",
         "results/table3.csv",
         "results/kernels.csv" if SYNTHETIC else [],
-        expand(FIG + "/kernels-x{scale}-{kernel}.png", scale=SCALES, kernel=KERNELS) if SYNTHETIC else [],
-        expand(FIG + "/curves-x{scale}-{kernel}.png", scale=SCALES, kernel=KERNELS),
-        expand(FIG + "/crops-x{scale}-{kernel}-{model}.png", scale=SCALES, kernel=KERNELS, model=MODELS),
-    default_target: True
+        expand(
+            "results/figures/{dataset}/kernels-x{scale}-{kernel}.png",
+            dataset=DATASET,
+            scale=SCALES,
+            kernel=KERNELS,
+        )
+        if SYNTHETIC
+        else [],
+        expand(
+            "results/figures/{dataset}/curves-x{scale}-{kernel}.png",
+            dataset=DATASET,
+            scale=SCALES,
+            kernel=KERNELS,
+        ),
+        expand(
+            "results/figures/{dataset}/crops-x{scale}-{kernel}-{model}.png",
+            dataset=DATASET,
+            scale=SCALES,
+            kernel=KERNELS,
+            model=MODELS,
+        ),

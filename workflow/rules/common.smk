@@ -1,4 +1,4 @@
-# Shared names and helpers. Rules stay thin: each calls one `adl` subcommand.
+# Shared names and helper functions. Rules stay thin: each calls `adl` subcommands.
 import hashlib
 import json
 import os
@@ -7,17 +7,39 @@ import shlex
 PROTOCOL = config["protocol"]["kind"]
 # The folders protocol brings real LR images, with no kernel to name: its one "kernel" is "real".
 KERNELS = ["real"] if PROTOCOL == "folders" else config["kernels"]
+SYNTHETIC = (
+    PROTOCOL != "folders"
+)  # only synthetic kernels have a truth to compare kernels with
 SCALES = config["scales"]
 LOSSES = config["downsampler"]["losses"]
 MODELS = config["sr"]["models"]
 # Oracle needs the true kernel, which real LR does not have.
-METHODS = [m for m in config["sr"]["methods"] if not (PROTOCOL == "folders" and m == "oracle")]
-LEARNED = [m for m in METHODS if m in ("lfl", "adl")]
+METHODS = [
+    m for m in config["sr"]["methods"] if not (PROTOCOL == "folders" and m == "oracle")
+]
 DEVICE = config["device"]
-RES = "resources/" + config["dataset"]
-OUT = "results/" + config["dataset"]
-FIG = "results/figures/" + config["dataset"]
-SYNTHETIC = PROTOCOL != "folders"  # only synthetic kernels have a truth to compare kernels with
+DATASET = config["dataset"]
+# The torch backend generates from the checkpoint (GPU machines whose onnxruntime lacks CUDA).
+TORCH_GENERATE = config["generate"].get("backend") == "torch"
+SPLIT_PARTS = (
+    ["hr", "lr", "test_hr", "test_lr"]
+    if PROTOCOL == "folders"
+    else ["hr", "lr_source", "test_hr"]
+)
+
+
+def options_tag(options):
+    """A short hash of a stage's options, part of its run folders' names. Changing an option
+    therefore starts fresh runs beside the old ones (which stay cached, and are reused if the
+    option is changed back) instead of resuming a run under other options, which adl refuses.
+    """
+    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
+
+
+DOWN_TAG = options_tag(config["downsampler"]["options"])
+SR_TAG = options_tag({"sr": config["sr"]["options"], "generate": config["generate"]})
+DOWN = f"results/{DATASET}/x{{scale}}/{{kernel}}/down-{{loss}}-{DOWN_TAG}"
+SR = f"results/{DATASET}/x{{scale}}/{{kernel}}/sr-{{model}}-{{method}}-{SR_TAG}"
 
 
 wildcard_constraints:
@@ -26,37 +48,99 @@ wildcard_constraints:
     loss="bicubic|avgpool|lfl|lfl-gauss|adl",
     model="edsr|rrdb",
     method="bicubic|oracle|lfl|adl",
-    part="hr|lr_source|lr|test_hr|test_lr",
 
 
 def cli_options(options):
     """A config mapping as `adl` options: {"lr_patch": 32, "amp": true} -> --lr-patch 32 --amp."""
     words = []
     for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
+        flag = f"--{key.replace('_', '-')}"
         if value is True:
             words.append(flag)
         elif value is not False:
-            words += [flag, str(value)]
+            words += [flag, shlex.quote(str(value))]
     return " ".join(words)
-
-
-def options_tag(options):
-    """A short hash of a stage's options, part of its run folders' names. Changing an option
-    therefore starts fresh runs beside the old ones (which stay cached, and are reused if the
-    option is changed back) instead of resuming a run under other options, which adl refuses."""
-    text = json.dumps(options, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
-
-
-DOWN_TAG = options_tag(config["downsampler"]["options"])
-SR_TAG = options_tag({"sr": config["sr"]["options"], "generate": config["generate"]})
 
 
 def runtime(group, default):
     return config.get("resources", {}).get(group, default)
 
 
+def split_options():
+    p = config["protocol"]
+    if PROTOCOL == "div2k":
+        return cli_options(
+            {k: p[k] for k in ("root", "hr_range", "lr_range", "test_range") if k in p}
+        )
+    if PROTOCOL == "folders":
+        return cli_options({k: p[k] for k in ("hr", "lr", "test_hr", "test_lr")})
+    return ""
+
+
+def folder(path):
+    """Rules depend on a split's list file; commands read the folder beside it."""
+    path = str(path)
+    return path[: -len(".txt")] if path.endswith(".txt") else path
+
+
 def true_kernel(wildcards):
     """The kernel argument for `adl`: a synthetic name, or a .npy file under kernels/."""
-    return wildcards.kernel if wildcards.kernel in ("k0", "k1", "k2", "k3", "k4") else f"kernels/{wildcards.kernel}.npy"
+    if wildcards.kernel in ("k0", "k1", "k2", "k3", "k4"):
+        return wildcards.kernel
+    return f"kernels/{wildcards.kernel}.npy"
+
+
+def true_kernel_file(wildcards):
+    if wildcards.kernel in ("k0", "k1", "k2", "k3", "k4"):
+        return f"resources/{DATASET}/kernels/x{wildcards.scale}/{wildcards.kernel}.npy"
+    return f"kernels/{wildcards.kernel}.npy"
+
+
+def train_lr(wildcards):
+    """The unpaired LR set: degraded LR-source images, or the real LR images of a folders protocol."""
+    if PROTOCOL == "folders":
+        return f"resources/{DATASET}/split/lr.txt"
+    return f"resources/{DATASET}/x{wildcards.scale}/{wildcards.kernel}/lr_source_lr"
+
+
+def test_lr(wildcards):
+    if PROTOCOL == "folders":
+        return f"resources/{DATASET}/split/test_lr.txt"
+    return f"resources/{DATASET}/x{wildcards.scale}/{wildcards.kernel}/test_hr_lr"
+
+
+def down_dir(scale, kernel, loss):
+    return DOWN.format(scale=scale, kernel=kernel, loss=loss)
+
+
+def lr_source(wildcards):
+    """Bicubic: B(HR); Oracle: the true kernel; LFL/ADL: shards generated by that G."""
+    if wildcards.method == "bicubic":
+        return "bicubic"
+    if wildcards.method == "oracle":
+        return f"kernel:{true_kernel(wildcards)}"
+    return (
+        f"shards:{down_dir(wildcards.scale, wildcards.kernel, wildcards.method)}/shards"
+    )
+
+
+def sr_inputs(wildcards):
+    inputs = {"hr": f"resources/{DATASET}/split/hr.txt"}
+    if wildcards.method in ("lfl", "adl"):
+        inputs["shards"] = (
+            f"{down_dir(wildcards.scale, wildcards.kernel, wildcards.method)}/shards/manifest.json"
+        )
+    return inputs
+
+
+def curve_logs(wildcards, input):
+    return [f"{folder_of(p)}/log.csv" for p in input]
+
+
+def folder_of(path):
+    return str(path).rsplit("/", 1)[0]
+
+
+def first_test_image(folder_path):
+    """The first image of a folder, as the crops figure's example."""
+    return sorted(p for p in os.listdir(folder_path) if not p.startswith("."))[0]

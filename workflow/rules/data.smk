@@ -1,45 +1,49 @@
-# Stage 1 of the data: split the dataset, then degrade with each synthetic kernel.
-
-SPLIT_PARTS = ["hr", "lr", "test_hr", "test_lr"] if PROTOCOL == "folders" else ["hr", "lr_source", "test_hr"]
-
-
-def split_options():
-    p = config["protocol"]
-    if PROTOCOL == "div2k":
-        ranges = {k: p[k] for k in ("hr_range", "lr_range", "test_range") if k in p}
-        return f"--root {p['root']} " + cli_options(ranges)
-    if PROTOCOL == "folders":
-        return cli_options({k: shlex.quote(p[k]) for k in ("hr", "lr", "test_hr", "test_lr")})
-    return ""
+# The data: split the dataset, write the true kernels, degrade with each synthetic kernel.
 
 
 rule split:
     output:
-        ensure(expand(RES + "/split/{part}.txt", part=SPLIT_PARTS), non_empty=True),
-    params:
-        out=RES + "/split",
-        options=split_options(),
+        ensure(
+            expand(
+                "resources/{dataset}/split/{part}.txt",
+                dataset=DATASET,
+                part=SPLIT_PARTS,
+            ),
+            non_empty=True,
+        ),
     log:
-        "logs/" + config["dataset"] + "/split.log",
+        f"logs/{DATASET}/split.log",
     benchmark:
-        "results/benchmarks/" + config["dataset"] + "/split.tsv"
+        f"results/benchmarks/{DATASET}/split.tsv"
+    conda:
+        "../envs/adl.yaml"
     resources:
         runtime=runtime("data", 30),
+    params:
+        out=lambda w, output: folder_of(output[0]),
+        protocol=PROTOCOL,
+        options=split_options(),
     shell:
-        "adl -q split --protocol {PROTOCOL} {params.options} --output {params.out} > {log} 2>&1"
+        "adl -q split --protocol {params.protocol} {params.options} --output {params.out} > {log} 2>&1"
 
 
 rule true_kernels:
     output:
-        expand(RES + "/kernels/x{{scale}}/{kernel}.npy", kernel=["k0", "k1", "k2", "k3", "k4"]),
-    params:
-        out=lambda w, output: os.path.dirname(output[0]),
+        expand(
+            "resources/{dataset}/kernels/x{{scale}}/{kernel}.npy",
+            dataset=DATASET,
+            kernel=["k0", "k1", "k2", "k3", "k4"],
+        ),
     log:
-        "logs/" + config["dataset"] + "/kernels-x{scale}.log",
+        f"logs/{DATASET}/kernels-x{{scale}}.log",
     benchmark:
-        "results/benchmarks/" + config["dataset"] + "/kernels-x{scale}.tsv"
+        f"results/benchmarks/{DATASET}/kernels-x{{scale}}.tsv"
+    conda:
+        "../envs/adl.yaml"
     resources:
         runtime=runtime("data", 30),
+    params:
+        out=lambda w, output: folder_of(output[0]),
     shell:
         "adl -q kernels --scale {wildcards.scale} --output {params.out} > {log} 2>&1"
 
@@ -47,40 +51,24 @@ rule true_kernels:
 rule degrade:
     """(HR ∗ k)↓s of the LR-source images (the unpaired LR set) or of the test images (their true LR)."""
     input:
-        RES + "/split/{source}.txt",
+        f"resources/{DATASET}/split/{{source}}.txt",
     output:
-        directory(RES + "/x{scale}/{kernel}/{source}_lr"),
+        directory(f"resources/{DATASET}/x{{scale}}/{{kernel}}/{{source}}_lr"),
+    log:
+        f"logs/{DATASET}/degrade/x{{scale}}-{{kernel}}-{{source}}.log",
+    benchmark:
+        f"results/benchmarks/{DATASET}/degrade/x{{scale}}-{{kernel}}-{{source}}.tsv"
     wildcard_constraints:
         source="lr_source|test_hr",
-    params:
-        folder=lambda w, input: input[0][: -len(".txt")],
-        kernel=true_kernel,
-    log:
-        "logs/" + config["dataset"] + "/degrade/x{scale}-{kernel}-{source}.log",
-    benchmark:
-        "results/benchmarks/" + config["dataset"] + "/degrade/x{scale}-{kernel}-{source}.tsv"
+    conda:
+        "../envs/adl.yaml"
     threads: 1
     resources:
         runtime=runtime("data", 30),
+    params:
+        folder=lambda w, input: folder(input[0]),
+        kernel=true_kernel,
+        device=DEVICE,
     shell:
         "OMP_NUM_THREADS={threads} adl -q degrade --input {params.folder} --output {output} "
-        "--scale {wildcards.scale} --kernel {params.kernel} --device {DEVICE} > {log} 2>&1"
-
-
-def train_lr(wildcards):
-    """The unpaired LR set: degraded LR-source images, or the real LR images of a folders protocol."""
-    if PROTOCOL == "folders":
-        return RES + "/split/lr.txt"
-    return RES + f"/x{wildcards.scale}/{wildcards.kernel}/lr_source_lr"
-
-
-def test_lr(wildcards):
-    if PROTOCOL == "folders":
-        return RES + "/split/test_lr.txt"
-    return RES + f"/x{wildcards.scale}/{wildcards.kernel}/test_hr_lr"
-
-
-def folder(path):
-    """Rules depend on a split's list file; commands read the folder beside it."""
-    path = str(path)
-    return path[: -len(".txt")] if path.endswith(".txt") else path
+        "--scale {wildcards.scale} --kernel {params.kernel} --device {params.device} > {log} 2>&1"
