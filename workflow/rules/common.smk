@@ -37,6 +37,7 @@ def options_tag(options):
 
 
 DOWN_TAG = options_tag(config["downsampler"]["options"])
+GEN_TAG = options_tag(config["generate"])
 SR_TAG = options_tag({"sr": config["sr"]["options"], "generate": config["generate"]})
 DOWN = f"results/{DATASET}/x{{scale}}/{{kernel}}/down-{{loss}}-{DOWN_TAG}"
 SR = f"results/{DATASET}/x{{scale}}/{{kernel}}/sr-{{model}}-{{method}}-{SR_TAG}"
@@ -119,16 +120,14 @@ def lr_source(wildcards):
         return "bicubic"
     if wildcards.method == "oracle":
         return f"kernel:{true_kernel(wildcards)}"
-    return (
-        f"shards:{down_dir(wildcards.scale, wildcards.kernel, wildcards.method)}/shards"
-    )
+    return f"shards:{down_dir(wildcards.scale, wildcards.kernel, wildcards.method)}/shards-{GEN_TAG}"
 
 
 def sr_inputs(wildcards):
     inputs = {"hr": f"resources/{DATASET}/split/hr.txt"}
     if wildcards.method in ("lfl", "adl"):
         inputs["shards"] = (
-            f"{down_dir(wildcards.scale, wildcards.kernel, wildcards.method)}/shards/manifest.json"
+            f"{down_dir(wildcards.scale, wildcards.kernel, wildcards.method)}/shards-{GEN_TAG}/manifest.json"
         )
     return inputs
 
@@ -144,3 +143,29 @@ def folder_of(path):
 def first_test_image(folder_path):
     """The first image of a folder, as the crops figure's example."""
     return sorted(p for p in os.listdir(folder_path) if not p.startswith("."))[0]
+
+
+def check_dataset():
+    """Report a missing or empty dataset by name before any job runs (the split rule would
+    find it too, but only after the whole DAG was scheduled)."""
+    try:
+        from adl.errors import AdlError
+        from adl.split import div2k_split, folders_split
+    except (
+        ImportError
+    ):  # adl lives only in the rules' conda env: the split rule checks then
+        return
+    p = config["protocol"]
+    try:
+        if PROTOCOL == "div2k":
+            div2k_split(
+                p["root"],
+                **{k: p[k] for k in ("hr_range", "lr_range", "test_range") if k in p},
+            )
+        elif PROTOCOL == "folders":
+            folders_split(p["hr"], p["lr"], p["test_hr"], p["test_lr"])
+    except AdlError as error:
+        raise WorkflowError(f"dataset {DATASET!r}: {error}")
+
+
+check_dataset()

@@ -117,7 +117,7 @@ rule generate_shards:
         model=f"{DOWN}/summary.json" if TORCH_GENERATE else f"{DOWN}/G.onnx",
         hr=f"resources/{DATASET}/split/hr.txt",
     output:
-        ensure(f"{DOWN}/shards/manifest.json", non_empty=True),
+        ensure(f"{DOWN}/shards-{GEN_TAG}/manifest.json", non_empty=True),
     log:
         f"logs/{DATASET}/generate/x{{scale}}-{{kernel}}-{{loss}}.log",
     benchmark:
