@@ -28,6 +28,13 @@ rule all:
         "results/table1.csv",
         "results/table3.csv",
         "results/kernels.csv" if SYNTHETIC else [],
+        # The exported downsamplers, a product of their own (other SR projects generate pairs with them).
+        expand(
+            f"{DOWN}/G.onnx",
+            scale=SCALES,
+            kernel=KERNELS,
+            loss=[l for l in LOSSES if l in ("lfl", "adl")],
+        ),
         expand(
             "results/figures/{dataset}/kernels-x{scale}-{kernel}.png",
             dataset=DATASET,

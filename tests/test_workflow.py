@@ -5,6 +5,7 @@ Dry runs (-n) are cheap; one small real run (×2, k0, EDSR, tiny schedules) chec
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -21,8 +22,11 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Targets go first: --configfile and --config take every word that follows them."""
+    # The rules call `adl`: make this interpreter's console scripts findable even without an activated venv.
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     result = subprocess.run([*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True,
-                            timeout=900)
+                            timeout=900, env=env)
     if check:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
@@ -114,14 +118,14 @@ TINY = {
 def test_a_second_run_does_nothing_and_an_sr_option_reruns_only_sr_and_tables(workflow_copy):
     config = workflow_copy / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
-    snakemake(workflow_copy, "--configfile", str(config), "results/table3.csv")
+    snakemake(workflow_copy, "results/table3.csv", "--configfile", str(config))
     table = (workflow_copy / "results" / "table3.csv").read_text().splitlines()
     assert table[0] == "scale,model,method,k0" and len(table) == 3
 
-    again = snakemake(workflow_copy, "-n", "--configfile", str(config), "results/table3.csv")
+    again = snakemake(workflow_copy, "results/table3.csv", "-n", "--configfile", str(config))
     assert "Nothing to be done" in again.stdout + again.stderr
 
     changed = dict(TINY, sr=dict(TINY["sr"], options=dict(TINY["sr"]["options"], iterations=6)))
     config.write_text(yaml.safe_dump(changed))
-    plan = snakemake(workflow_copy, "-n", "--configfile", str(config), "results/table3.csv").stdout
+    plan = snakemake(workflow_copy, "results/table3.csv", "-n", "--configfile", str(config)).stdout
     assert set(job_counts(plan)) == {"train_sr", "evaluate_sr", "table3"}

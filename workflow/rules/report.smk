@@ -98,7 +98,7 @@ rule figure_kernels:
     resources:
         runtime=5,
     params:
-        label="x{scale} {kernel}: true | retrieved from G (ADL)",
+        label="x{scale} {kernel}, ADL",
     shell:
         "adl -q figure kernels --output {output} --true {input.truth} --retrieved {input.retrieved} "
         "--scale {wildcards.scale} --label '{params.label}' > {log} 2>&1"
