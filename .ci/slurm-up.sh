@@ -10,20 +10,19 @@ if [[ -s $pids ]]; then echo "slurm-up: already up (see $pids); run .ci/slurm-do
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sinfo >/dev/null \
     || ! command -v munged >/dev/null; then
   # Stop the packages' init scripts from starting daemons we would not own (we start our own, by PID).
-  created_policy=
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   pkgs=(slurmctld slurmd slurm-client munge)
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null \
     || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null; }
-  [[ -n $created_policy ]] && rm -f /usr/sbin/policy-rc.d
 fi
 
 mkdir -p "$dir"/{state,spool,log}
 # 90% of the memory: a node whose RealMemory exceeds what slurmd finds is drained.
-mem=$(free -m | awk '/^Mem:/ {print int($2 * 0.9)}')
+mem=$(awk '/^MemTotal:/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 # /etc/slurm/slurm.conf and no SLURM_CONF: the executor plugin's job step strips SLURM_CONF from the
 # environment, so any other path is lost inside the job.
 mkdir -p /etc/slurm
