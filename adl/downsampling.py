@@ -74,18 +74,9 @@ def load_downsampler(path: str | Path, device: torch.device, option: str = "--ch
 
     ``option`` is the command-line option that named ``path``, for the error messages.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "checkpoint.pt"
-    if not path.is_file():
-        raise AdlError(f"{option} {path}: no such file; pass a checkpoint.pt or its run folder")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign or corrupt files
-        raise AdlError(f"{option} {path}: not a readable torch checkpoint ({type(exc).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
-        kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise AdlError(f"{option} {path}: not an adl downsampler checkpoint (found {kind!r})")
+    from adl.runs import read_checkpoint
+
+    ckpt, path = read_checkpoint(path, CHECKPOINT_KIND, "downsampler", option)
     try:
         config = ckpt["config"]
         model = Downsampler(width=config["width"])

@@ -26,7 +26,7 @@ import torch
 import adl
 from adl.atomic import file_sha256, write_text
 from adl.errors import AdlError
-from adl.imageio import list_images, read_image, write_png
+from adl.imageio import list_images, read_image, require_unique_stems, write_png
 from adl.progress import progress
 from adl.shards import FORMAT_VERSION, MANIFEST, shard_name, write_manifest, write_shard
 
@@ -242,12 +242,7 @@ def generate(o: GenerateOptions) -> dict:
     model_sha = file_sha256(Path(o.model) / "checkpoint.pt" if Path(o.model).is_dir() else o.model)
     paths = list_images(o.hr, what="--hr")
     if o.format == "png":  # pairs are named by stem: a.png and a.jpg would write, and list, the same pair
-        stems: dict[str, Path] = {}
-        for p in paths:
-            if p.stem in stems:
-                raise AdlError(f"{p}: same name as {stems[p.stem].name}; --format png names pairs by file stem, "
-                               f"rename one")
-            stems[p.stem] = p
+        require_unique_stems(paths, "--hr")
     out = Path(o.output)
     options = {k: v for k, v in dataclasses.asdict(o).items() if k not in ("model", "hr", "output", "workers", "device")}
     options.update(scale=s, backend=backend.name)

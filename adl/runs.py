@@ -46,6 +46,27 @@ def package_versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+def read_checkpoint(path: str | Path, kind: str, what: str, option: str = "--checkpoint") -> tuple[dict, Path]:
+    """A checkpoint of ``kind`` (or the checkpoint.pt of a run folder), read with weights_only.
+
+    ``what`` names the kind for people ("downsampler"); ``option`` is the command-line option
+    that named ``path``, so the one-line errors say where the problem came from.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if not path.is_file():
+        raise AdlError(f"{option} {path}: no such file; pass a {what} checkpoint.pt or its run folder")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for foreign or corrupt files
+        raise AdlError(f"{option} {path}: not a readable torch checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != kind:
+        found = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise AdlError(f"{option} {path}: not an adl {what} checkpoint (found {found!r})")
+    return ckpt, path
+
+
 class StopRequest:
     """Turns SIGINT/SIGTERM into a flag checked between iterations; a second SIGINT aborts at once."""
 

@@ -26,7 +26,7 @@ from adl.device import resolve_device
 from adl.errors import AdlError
 from adl.imageio import list_images, pair_by_stem, read_image
 from adl.metrics import psnr
-from adl.runs import TrainingRun, data_fingerprint
+from adl.runs import TrainingRun, data_fingerprint, read_checkpoint
 from adl.atomic import file_sha256
 from adl.sr_data import LRSource, PairedPatches, ShardPatches, check_pair, make_lr_images
 
@@ -52,18 +52,7 @@ def build_sr_model(model: str, scale: int, n_feats: int | None = None, n_blocks:
 
 def load_sr_model(path: str | Path, device: torch.device, scale: int | None = None) -> tuple[nn.Module, dict, Path]:
     """An SR network from a training checkpoint (or its run folder); checks ``scale`` if given."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "checkpoint.pt"
-    if not path.is_file():
-        raise AdlError(f"--checkpoint {path}: no such file; pass an SR checkpoint.pt or its run folder")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # foreign or corrupt files raise many types
-        raise AdlError(f"--checkpoint {path}: not a readable torch checkpoint ({type(exc).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
-        kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise AdlError(f"--checkpoint {path}: not an adl SR checkpoint (found {kind!r}); use a train-sr run")
+    ckpt, path = read_checkpoint(path, CHECKPOINT_KIND, "SR")
     try:
         config = ckpt["config"]
         model = build_sr_model(config["model"], config["scale"], config["n_feats"], config["n_blocks"])
