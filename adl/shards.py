@@ -75,7 +75,7 @@ def check_shard(path: Path, entry: dict, manifest: dict, checksum: bool = True) 
     n, s = entry["samples"], manifest["scale"]
     try:
         with h5py.File(path, "r") as f:
-            hr, lr = f["hr"], f["lr"]
+            hr = f["hr"]
             p = hr.shape[1] if manifest["options"]["patch"] is None else manifest["options"]["patch"]
             want = {"hr": (n, p, p, 3), "lr": (n, p // s, p // s, 3), "offset": (n, 2), "source": (n,)}
             for name, shape in want.items():

@@ -84,7 +84,7 @@ def main() -> None:
         similarity = kernel_similarity(np.load(kernel_path), true_kernel) if true_kernel is not None else float("nan")
         rows.append((term, psnr, similarity, seconds))
 
-    print(f"\n| data term | LR PSNR (dB) | kernel similarity | train seconds |\n|---|---|---|---|")
+    print("\n| data term | LR PSNR (dB) | kernel similarity | train seconds |\n|---|---|---|---|")
     for term, psnr, similarity, seconds in rows:
         print(f"| {term} | {psnr:.2f} | {similarity:.4f} | {seconds:.0f} |")
     if args.csv:
