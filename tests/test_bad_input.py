@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from adl.cli import main
+from cli_helpers import assert_one_error, leftovers, run_cli
 from adl.degradation import degrade
 from adl.downsampling import CHECKPOINT_KIND
 from adl.imageio import read_image, write_png
@@ -28,37 +28,10 @@ GARBAGE = b"this is not an image, a kernel, nor a checkpoint \x00\x01\x02" * 20
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def run_cli(capsys, argv: list[str]) -> tuple[int, str]:
-    """Run ``adl -q ...`` in-process; argparse usage errors (SystemExit) count as their exit code."""
-    capsys.readouterr()
-    try:
-        code = main(["-q", *map(str, argv)])
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
-def assert_one_error(capsys, argv, *names: str, code: int = 1) -> str:
-    """Exit ``code`` and exactly one ``adl ... error`` line on stderr that contains every one of ``names``.
-
-    Other stderr lines may only be logged warnings (still shown under ``-q``): no second error, nothing
-    indented (a traceback's frames or a message spilling over several lines).
-    """
-    got, err = run_cli(capsys, argv)
-    assert "Traceback" not in err, err
-    errors = [line for line in err.splitlines() if line.startswith("adl ") and "error" in line]
-    assert len(errors) == 1, err
-    others = [line for line in err.splitlines() if line and line not in errors]
-    assert not any(line[0].isspace() or "error:" in line.lower() for line in others), err
-    assert got == code, err
-    for name in names:
-        assert str(name) in errors[0], f"{name!r} not named in: {errors[0]}"
-    return errors[0]
 
 
-def leftovers(folder: Path) -> list[Path]:
-    """adl's hidden temporaries (``.name.*.part*``) anywhere under ``folder``."""
-    return sorted(p for p in Path(folder).rglob(".*") if ".part" in p.name)
 
 
 def make_image(path: Path, size: int | tuple[int, int] = 64, seed: int = 0) -> Path:
@@ -409,7 +382,7 @@ def test_a_kernel_summing_to_two_is_renormalised_with_a_warning(capsys, caplog, 
     np.save(tmp_path / "unit.npy", k)
     np.save(tmp_path / "double.npy", 2 * k)
     for name in ("unit", "double"):
-        code, err = run_cli(capsys, ["degrade", "--input", hr_dir, "--output", tmp_path / name, "--scale", "2",
+        code, _, err = run_cli(capsys, ["degrade", "--input", hr_dir, "--output", tmp_path / name, "--scale", "2",
                                      "--kernel", tmp_path / f"{name}.npy", "--device", "cpu"])
         assert code == 0 and "error" not in err, err
     assert any("double.npy" in r.getMessage() and "renormalised" in r.getMessage() for r in caplog.records)

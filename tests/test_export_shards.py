@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 
 import adl
 from adl.cli import main
+from cli_helpers import assert_one_error, leftovers, run_cli
 from adl.downsampling import apply_downsampler, downsample_image, load_downsampler
 from adl.errors import AdlError
 from adl.imageio import list_images, read_image, write_png
@@ -58,33 +59,10 @@ def one_thread():
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def run_cli(capsys, argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main(["-q", *map(str, argv)])
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
-def assert_one_error(capsys, argv, *names, code: int = 1) -> str:
-    """Exit ``code`` with exactly one ``adl ... error`` line naming every one of ``names``; no traceback."""
-    got, _, err = run_cli(capsys, argv)
-    assert "Traceback" not in err, err
-    errors = [line for line in err.splitlines() if line.startswith("adl ") and "error" in line]
-    assert len(errors) == 1, err
-    others = [line for line in err.splitlines() if line and line not in errors]
-    assert not any(line[0].isspace() or "error:" in line.lower() for line in others), err
-    assert got == code, err
-    for name in names:
-        assert str(name) in errors[0], f"{name!r} not named in: {errors[0]}"
-    return errors[0]
 
 
-def leftovers(folder: Path) -> list[Path]:
-    """adl's hidden temporaries (``.name.*.part*``) anywhere under ``folder``."""
-    return sorted(p for p in Path(folder).rglob(".*") if ".part" in p.name)
 
 
 def sha256(path: Path) -> str:

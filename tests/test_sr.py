@@ -27,6 +27,7 @@ from skimage.metrics import structural_similarity
 
 import adl.sr_trainer
 from adl.cli import main
+from cli_helpers import assert_one_error, leftovers
 from adl.degradation import degrade
 from adl.imageio import list_images, read_image, write_png
 from adl.kernels import gaussian_kernel, synthetic_kernel
@@ -76,30 +77,10 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def run_cli(capsys, argv) -> tuple[int, str]:
-    capsys.readouterr()
-    try:
-        code = main(["-q", *map(str, argv)])
-    except SystemExit as exc:  # argparse usage errors
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
-def assert_one_error(capsys, argv, *names, code: int = 1) -> str:
-    """Exit ``code``, no traceback, and exactly one stderr line, an ``adl ... error`` naming every ``names``."""
-    got, err = run_cli(capsys, argv)
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("adl ") and "error" in lines[0], err
-    assert got == code, err
-    for name in names:
-        assert str(name) in lines[0], f"{name!r} not named in: {lines[0]}"
-    return lines[0]
 
 
-def leftovers(folder: Path) -> list[Path]:
-    """adl's hidden temporaries (``.name.*.part*``) anywhere under ``folder``."""
-    return sorted(p for p in Path(folder).rglob(".*") if ".part" in p.name)
 
 
 def sr_float64(ckpt: dict, lr: np.ndarray) -> np.ndarray:

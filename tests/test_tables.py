@@ -14,6 +14,7 @@ from skimage import data
 
 from adl import paper
 from adl.cli import main
+from cli_helpers import assert_one_error, run_cli
 from adl.figures import GAP, HEADER, legend_names
 from adl.imageio import read_image, write_png
 from adl.kernels import kernel_picture, synthetic_kernel
@@ -27,28 +28,6 @@ def note(kernel: str) -> str:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def run_cli(capsys, argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main(["-q", *map(str, argv)])
-    except SystemExit as exc:  # argparse usage errors
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def assert_one_error(capsys, argv, *names, code: int = 1) -> str:
-    """Exit ``code`` with exactly one ``adl ... error`` line naming every one of ``names``; no traceback."""
-    got, _, err = run_cli(capsys, argv)
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("adl ") and "error" in lines[0], err
-    assert got == code, err
-    for name in names:
-        assert str(name) in lines[0], (name, err)
-    return lines[0]
-
-
 def cell(folder: Path, name: str, value: float, key: str = "psnr", **tags) -> Path:
     path = folder / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
