@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from cli_helpers import assert_one_error, leftovers, run_cli
+from helpers import assert_one_error, leftovers, run_cli
 from adl.degradation import degrade
 from adl.downsampling import CHECKPOINT_KIND
 from adl.imageio import read_image, write_png

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 
 import adl
 from adl.cli import main
-from cli_helpers import assert_one_error, leftovers, run_cli
+from helpers import assert_one_error, leftovers, run_cli
 from adl.downsampling import apply_downsampler, downsample_image, load_downsampler
 from adl.errors import AdlError
 from adl.imageio import list_images, read_image, write_png
@@ -49,13 +49,7 @@ SHARDS, SAMPLES = 8, 24
 GARBAGE = b"not an HDF5 file \x00\x01\x02" * 50
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny nets on busy shared cores: one thread avoids OpenMP stalls (see test_sr_nets.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- helpers ---------------------------------------------------------------------------------------

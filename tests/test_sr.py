@@ -27,7 +27,7 @@ from skimage.metrics import structural_similarity
 
 import adl.sr_trainer
 from adl.cli import main
-from cli_helpers import assert_one_error, leftovers
+from helpers import assert_one_error, leftovers, vgg16_state_dict
 from adl.degradation import degrade
 from adl.imageio import list_images, read_image, write_png
 from adl.kernels import gaussian_kernel, synthetic_kernel
@@ -44,13 +44,7 @@ TINY_DOWNSAMPLER = ["--batch-size", "2", "--lr-patch", "32", "--width", "4", "--
 L1_COLUMNS = ["iteration", "loss_l1", "lr", "val_psnr", "seconds"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny nets on busy shared cores: one thread avoids OpenMP stalls (see test_sr_nets.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -502,16 +496,7 @@ def test_perceptual_training_logs_its_losses_and_resumes_exactly(sr, tmp_path, v
 
 
 def vgg16_file(path: Path) -> Path:
-    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
-    state, index, c_in = {}, 0, 3
-    for v in cfg:
-        if v == "M":
-            index += 1
-            continue
-        state[f"features.{index}.weight"] = torch.zeros(v, c_in, 3, 3)
-        state[f"features.{index}.bias"] = torch.zeros(v)
-        index, c_in = index + 2, v
-    torch.save(state, path)
+    torch.save(vgg16_state_dict(), path)
     return path
 
 

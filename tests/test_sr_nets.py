@@ -12,18 +12,13 @@ import torch
 from torch import nn
 
 from adl.errors import AdlError
+from helpers import vgg16_state_dict
+
 from adl.nets import EDSR, RRDB, RRDBNet, VGG19Features, load_vgg19_features
 from adl.tiling import upscale_image, upscale_tiled
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These nets are tiny: one thread avoids OpenMP barrier stalls on busy shared cores
-    (2 threads measured ~0.8 s per tiny forward under load, 1 thread ~3 ms)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def n_params(model: nn.Module) -> int:
@@ -186,15 +181,7 @@ def test_vgg19_loads_without_prefix(vgg_file, tmp_path):
 
 
 def test_vgg16_is_refused(tmp_path):
-    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
-    state, index, c_in = {}, 0, 3
-    for v in cfg:
-        if v == "M":
-            index += 1
-            continue
-        state[f"features.{index}.weight"] = torch.zeros(v, c_in, 3, 3)
-        state[f"features.{index}.bias"] = torch.zeros(v)
-        index, c_in = index + 2, v
+    state = vgg16_state_dict()
     assert sum(k.endswith("weight") for k in state) == 13
     path = tmp_path / "vgg16.pth"
     torch.save(state, path)

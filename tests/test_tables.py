@@ -14,7 +14,7 @@ from skimage import data
 
 from adl import paper
 from adl.cli import main
-from cli_helpers import assert_one_error, run_cli
+from helpers import assert_one_error, run_cli
 from adl.figures import GAP, HEADER, legend_names
 from adl.imageio import read_image, write_png
 from adl.kernels import kernel_picture, synthetic_kernel

@@ -1,8 +1,10 @@
-"""Running the `adl` command line in-process and checking its one-line errors (shared by the test files)."""
+"""Helpers shared by the test files: the `adl` command line run in-process, its one-line errors, test data."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import torch
 
 from adl.cli import main
 
@@ -39,3 +41,17 @@ def assert_one_error(capsys, argv, *names, code: int = 1) -> str:
 def leftovers(folder: Path) -> list[Path]:
     """adl's hidden temporaries (``.name.*.part*``) anywhere under ``folder``."""
     return sorted(p for p in Path(folder).rglob(".*") if ".part" in p.name)
+
+
+def vgg16_state_dict() -> dict[str, torch.Tensor]:
+    """A torchvision-layout VGG-16 feature state dict (13 convs): what a VGG-19 loader must refuse."""
+    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
+    state, index, c_in = {}, 0, 3
+    for v in cfg:
+        if v == "M":
+            index += 1
+            continue
+        state[f"features.{index}.weight"] = torch.zeros(v, c_in, 3, 3)
+        state[f"features.{index}.bias"] = torch.zeros(v)
+        index, c_in = index + 2, v
+    return state
