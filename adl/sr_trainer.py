@@ -265,5 +265,6 @@ class SRTrainer(TrainingRun):
 
 
 def train_sr(options: SROptions, run_dir: str | os.PathLike) -> Path:
-    o = options.resolved()
-    return SRTrainer(o, run_dir).run(o.iterations, o.log_every, o.checkpoint_every)
+    trainer = SRTrainer(options, run_dir)  # resolves and validates the options once
+    o = trainer.o
+    return trainer.run(o.iterations, o.log_every, o.checkpoint_every)

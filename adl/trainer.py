@@ -226,5 +226,6 @@ class DownsamplerTrainer(TrainingRun):
 
 
 def train_downsampler(options: DownsamplerOptions, run_dir: str | os.PathLike) -> Path:
-    o = options.resolved()
-    return DownsamplerTrainer(o, run_dir).run(o.iterations, o.log_every, o.checkpoint_every)
+    trainer = DownsamplerTrainer(options, run_dir)  # resolves and validates the options once
+    o = trainer.o
+    return trainer.run(o.iterations, o.log_every, o.checkpoint_every)
