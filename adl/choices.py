@@ -4,3 +4,7 @@ or `adl table` start without loading torch."""
 DATA_LOSSES = ("adl", "lfl", "lfl-gauss", "bicubic", "avgpool")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 SR_MODELS = ("edsr", "rrdb")
+TRAIN_PRECISIONS = ("auto", "fp32", "bf16")  # fp16 training would need loss scaling; bf16 does not
+INFER_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+COMPILE_CHOICES = ("auto", "off", "on", "cudagraphs")
+SAMPLING_CHOICES = ("auto", "host", "device")

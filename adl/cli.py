@@ -344,7 +344,8 @@ def _refuse_same_folder(src: Path, dst: Path) -> None:
 
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from adl.choices import DATA_LOSSES, DEVICE_CHOICES, SR_MODELS
+    from adl.choices import (COMPILE_CHOICES, DATA_LOSSES, DEVICE_CHOICES, INFER_PRECISIONS, SAMPLING_CHOICES, SR_MODELS,
+                             TRAIN_PRECISIONS)
     from adl.kernels import KERNEL_NAMES
 
     parser = OneLineParser(prog="adl", description="Adaptive downsampling models for real-world super-resolution.")
@@ -354,6 +355,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     def device_option(p):
         p.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default auto)")
+
+    def speed_options(p, precisions):
+        p.add_argument("--precision", choices=precisions, default="auto",
+                       help="auto: fp32 on CPU; on CUDA low precision with the other speed levers "
+                            "(docs/performance.md). fp32 is the exact path")
+        p.add_argument("--compile", choices=COMPILE_CHOICES, default="auto",
+                       help="torch.compile the networks (auto: on CUDA with low precision; cudagraphs adds CUDA graphs)")
 
     p = sub.add_parser("kernels", help="write the synthetic kernels k0–k4 as .npy and .png")
     p.add_argument("--scale", type=_scale, required=True)
@@ -397,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=_positive_int, help="iterations between checkpoints (default 1 epoch)")
     p.add_argument("--log-every", type=_positive_int, default=100, help="iterations per log.csv row (default 100)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    speed_options(p, TRAIN_PRECISIONS)
+    p.add_argument("--sampling", choices=SAMPLING_CHOICES, default="auto",
+                   help="where patches are cut: device keeps the images on the GPU (auto: on CUDA, if they fit)")
     device_option(p)
     p.set_defaults(func=cmd_train_downsampler)
 
@@ -436,7 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-blocks", type=_positive_int, help="residual blocks (default 16 for edsr, 23 for rrdb)")
     p.add_argument("--no-flips", dest="flips", action="store_false", help="no random flips/rotations")
     p.add_argument("--seed", type=_integer, default=0)
-    p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
+    speed_options(p, TRAIN_PRECISIONS)
+    p.add_argument("--amp", dest="precision", action="store_const", const="bf16", help="same as --precision bf16")
     p.add_argument("--workers", type=_integer, default=0, help="DataLoader worker processes (default 0)")
     p.add_argument("--checkpoint-every", type=_positive_int, default=1000)
     p.add_argument("--log-every", type=_positive_int, default=100)
@@ -488,8 +500,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=_scale, help="default: the model's")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto")
     p.add_argument("--workers", type=_integer, default=4, help="decoding threads (default 4)")
+    p.add_argument("--writers", type=_integer, default=1,
+                   help="processes compressing and writing shards (default 1; 0: a thread of this process)")
     p.add_argument("--seed", type=_integer, default=0)
     p.add_argument("--format", choices=("h5", "png"), default="h5")
+    speed_options(p, INFER_PRECISIONS)
     device_option(p)
     p.set_defaults(func=cmd_generate)
 

@@ -36,28 +36,76 @@ def load_images(paths: Sequence[Path], min_size: int, what: str, option: str) ->
     return images
 
 
-def random_crop(images: Sequence[np.ndarray], patch: int, rng: np.random.Generator) -> torch.Tensor:
-    """One patch from an image chosen uniformly, at a uniform position, as 3×P×P uint8."""
-    image = images[rng.integers(len(images))]
-    y = rng.integers(image.shape[0] - patch + 1)
-    x = rng.integers(image.shape[1] - patch + 1)
-    return torch.from_numpy(np.ascontiguousarray(image[y : y + patch, x : x + patch].transpose(2, 0, 1)))
+def crop_position(shapes: Sequence[tuple[int, ...]], patch: int, rng: np.random.Generator) -> tuple[int, int, int]:
+    """(image, y, x) of one patch: an image chosen uniformly, then a uniform position in it."""
+    n = int(rng.integers(len(shapes)))
+    y = int(rng.integers(shapes[n][0] - patch + 1))
+    x = int(rng.integers(shapes[n][1] - patch + 1))
+    return n, y, x
 
 
-class UnpairedPatches(Dataset):
-    """Item ``i`` is an (HR patch, LR patch) pair drawn independently from the two sets."""
+class UnpairedPositions(Dataset):
+    """Item ``i`` is the 2×3 int64 tensor [[n, y, x] of the HR patch, [n, y, x] of the LR patch].
 
-    def __init__(self, hr_images, lr_images, hr_patch: int, lr_patch: int, seed: int):
-        self.hr_images, self.lr_images = hr_images, lr_images
+    The two patches are drawn independently, each from a generator seeded with (seed, stream, i).
+    """
+
+    def __init__(self, hr_shapes, lr_shapes, hr_patch: int, lr_patch: int, seed: int):
+        self.hr_shapes, self.lr_shapes = hr_shapes, lr_shapes
         self.hr_patch, self.lr_patch, self.seed = hr_patch, lr_patch, seed
 
     def __len__(self) -> int:
         return 2**62
 
+    def __getitem__(self, index: int) -> torch.Tensor:
+        hr = crop_position(self.hr_shapes, self.hr_patch, np.random.default_rng([self.seed, HR_STREAM, index]))
+        lr = crop_position(self.lr_shapes, self.lr_patch, np.random.default_rng([self.seed, LR_STREAM, index]))
+        return torch.tensor([hr, lr], dtype=torch.int64)
+
+
+def crop(image: np.ndarray, y: int, x: int, patch: int) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image[y : y + patch, x : x + patch].transpose(2, 0, 1)))
+
+
+class UnpairedPatches(UnpairedPositions):
+    """Item ``i`` is the (HR patch, LR patch) pair, 3×P×P uint8, at the positions of item ``i``."""
+
+    def __init__(self, hr_images, lr_images, hr_patch: int, lr_patch: int, seed: int):
+        super().__init__([im.shape for im in hr_images], [im.shape for im in lr_images], hr_patch, lr_patch, seed)
+        self.hr_images, self.lr_images = hr_images, lr_images
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        hr = random_crop(self.hr_images, self.hr_patch, np.random.default_rng([self.seed, HR_STREAM, index]))
-        lr = random_crop(self.lr_images, self.lr_patch, np.random.default_rng([self.seed, LR_STREAM, index]))
-        return hr, lr
+        (hn, hy, hx), (ln, ly, lx) = super().__getitem__(index).tolist()
+        return crop(self.hr_images[hn], hy, hx, self.hr_patch), crop(self.lr_images[ln], ly, lx, self.lr_patch)
+
+
+class ResidentImages:
+    """HxWx3 uint8 images of any sizes kept in one flat tensor on a device, cut by one gather.
+
+    With the images on the GPU, a batch costs the host only its positions (a few integers per
+    patch); the pixels never cross the bus again.
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], device: torch.device):
+        sizes = torch.tensor([im.shape[:2] for im in images], dtype=torch.int64)
+        starts = torch.cumsum(sizes[:, 0] * sizes[:, 1] * 3, 0) - sizes[:, 0] * sizes[:, 1] * 3
+        self.pixels = torch.cat([torch.from_numpy(np.ascontiguousarray(im)).reshape(-1) for im in images]).to(device)
+        self.starts, self.widths = starts.to(device), sizes[:, 1].to(device)
+        self.device = device
+
+    @staticmethod
+    def nbytes(images: Sequence[np.ndarray]) -> int:
+        return sum(im.nbytes for im in images)
+
+    def crop(self, positions: torch.Tensor, patch: int) -> torch.Tensor:
+        """B×3 (n, y, x) positions → B×3×P×P uint8 patches, on the images' device."""
+        n, y, x = positions.to(self.device, non_blocking=True).unbind(1)
+        width = self.widths[n].view(-1, 1, 1, 1)
+        first = (self.starts[n] + (y * self.widths[n] + x) * 3).view(-1, 1, 1, 1)
+        steps = torch.arange(patch, device=self.device)
+        index = first + (steps.view(1, -1, 1, 1) * width + steps.view(1, 1, -1, 1)) * 3 \
+            + torch.arange(3, device=self.device).view(1, 1, 1, 3)
+        return self.pixels[index].permute(0, 3, 1, 2)
 
 
 class IterationBatches(Sampler):

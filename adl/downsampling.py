@@ -56,17 +56,31 @@ class UnitRangeDownsampler(nn.Module):
         return (apply_downsampler(self.model, hr * 2 - 1, self.scale) + 1) / 2
 
 
+def image_tensor(image: torch.Tensor) -> torch.Tensor:
+    """H×W×3 uint8 (on any device) → 1×3×H×W float32 in [-1, 1], NCHW-contiguous."""
+    return image.permute(2, 0, 1)[None].float().div_(127.5).sub_(1.0).contiguous()
+
+
+def uint8_image(y: torch.Tensor) -> torch.Tensor:
+    """1×3×h×w output of G in [-1, 1] → h×w×3 uint8, rounded as an LR file on disk is."""
+    return ((y[0].float() + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0)
+
+
+def check_downsampler_input(h: int, w: int, scale: int) -> None:
+    least = min_input_size(scale)
+    if h < least or w < least:
+        raise AdlError(f"image of size {w}x{h} is smaller than {least}x{least}, the least G downsamples at ×{scale}")
+
+
 def downsample_image(model: nn.Module, image: np.ndarray, scale: int, device: torch.device) -> np.ndarray:
-    """One HxWx3 uint8 image → its (H/s)x(W/s)x3 uint8 G(HR), the HR cropped to a multiple of s."""
+    """One HxWx3 uint8 image → its (H/s)x(W/s)x3 uint8 G(HR) in fp32, the HR cropped to a multiple of s."""
     h, w = image.shape[:2]
     image = image[: h - h % scale, : w - w % scale]
-    least = min_input_size(scale)
-    if image.shape[0] < least or image.shape[1] < least:
-        raise AdlError(f"image of size {w}x{h} is smaller than {least}x{least}, the least G downsamples at ×{scale}")
-    x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
+    check_downsampler_input(image.shape[0], image.shape[1], scale)
+    x = image_tensor(torch.from_numpy(np.ascontiguousarray(image)).to(device))
     with torch.no_grad():
         y = apply_downsampler(model, x, scale)
-    return ((y[0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return uint8_image(y).cpu().numpy()
 
 
 def load_downsampler(path: str | Path, device: torch.device, option: str = "--checkpoint") -> tuple[Downsampler, dict]:

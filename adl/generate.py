@@ -16,6 +16,8 @@ import concurrent.futures as cf
 import dataclasses
 import json
 import logging
+import multiprocessing
+import os
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,30 +54,85 @@ class GenerateOptions:
     workers: int = 4
     seed: int = 0
     format: str = "h5"
+    precision: str = "auto"  # torch backend: fp32 on CPU, fp16 and torch.compile on CUDA (adl.fastpath)
+    compile: str = "auto"
+    writers: int = 1  # processes that compress and write shards; 0 writes from a thread of this one
 
 
 # -- backends ---------------------------------------------------------------------------------------
+# A backend's ``submit(image)`` starts G on one HxWx3 uint8 image (cropped to a multiple of the
+# scale) and returns a future whose ``result()`` is the LR image: several images can be in flight,
+# so decoding, inference and writing overlap.
+class _Done:
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+class _CopyBack:
+    """A uint8 LR image on its way from the GPU into pinned host memory."""
+
+    def __init__(self, host, event, keep_alive):
+        self.host, self.event, self.keep_alive = host, event, keep_alive
+
+    def result(self) -> np.ndarray:
+        self.event.synchronize()
+        return self.host.numpy()
+
+
+def _usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class TorchBackend:
     name = "torch"
 
-    def __init__(self, checkpoint: str, scale: int | None, device_name: str):
+    def __init__(self, checkpoint: str, scale: int | None, device_name: str, precision: str, compile: str):
         from adl.device import resolve_device
         from adl.downsampling import load_downsampler, repetitions
+        from adl.fastpath import resolve_fast_path
 
-        self.device = resolve_device(device_name)
-        self.model, config = load_downsampler(checkpoint, self.device)
+        device = resolve_device(device_name)
+        self.fast = resolve_fast_path(precision, compile, device, training=False)
+        model, config = load_downsampler(checkpoint, device)
+        self.run = self.fast.compiled(self.fast.prepare(model))
         self.scale = scale or config["scale"]
         repetitions(self.scale)
-        self.provider = f"torch:{self.device}"
+        self.precision = self.fast.precision
+        self.provider = f"torch:{device}"
+        self.cuda = device.type == "cuda"
+        self.in_flight = 2 if self.cuda else 1  # the GPU works on one image while the host finishes another
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        from adl.downsampling import downsample_image
+    def submit(self, image: np.ndarray):
+        import torch
 
-        return downsample_image(self.model, image, self.scale, self.device)
+        from adl.downsampling import apply_downsampler, image_tensor, uint8_image
+
+        source = torch.from_numpy(np.ascontiguousarray(image))
+        if self.cuda:
+            source = source.pin_memory()  # lets the copy below run asynchronously
+        x = self.fast.layout(image_tensor(source.to(self.fast.device, non_blocking=True)))
+        with torch.inference_mode(), self.fast.autocast():
+            lr = uint8_image(apply_downsampler(self.run, x, self.scale))
+        if not self.cuda:
+            return _Done(lr.numpy())
+        host = torch.empty(lr.shape, dtype=torch.uint8, pin_memory=True)
+        host.copy_(lr, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        return _CopyBack(host, event, (source, lr))
+
+    def close(self) -> None:
+        pass
 
 
-def onnx_session(path: str, device_name: str):
-    """An ONNX Runtime session on CUDA when it really runs there, else on CPU; ``cuda`` must be CUDA."""
+def onnx_session(path: str, device_name: str, threads: int = 0):
+    """An ONNX Runtime session on CUDA when it really runs there, else on CPU; ``cuda`` must be CUDA.
+
+    ``threads`` caps the CPU provider's intra-op threads (0: ONNX Runtime's default).
+    """
     try:
         import onnxruntime as ort
     except ImportError:
@@ -84,6 +141,7 @@ def onnx_session(path: str, device_name: str):
         raise AdlError(f"--device {device_name}: ONNX Runtime takes auto, cpu or cuda")
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = threads
     wants_cuda = device_name in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
     providers = (["CUDAExecutionProvider"] if wants_cuda else []) + ["CPUExecutionProvider"]
     try:
@@ -100,11 +158,22 @@ def onnx_session(path: str, device_name: str):
 
 
 class OnnxBackend:
+    """The exported fp32 graph. On CPU, two images run at once, each on half the cores: the
+    memory-bound layers of one (padding, InstanceNorm, layout reorders) overlap the other's
+    convolutions, 10 % more images per second than one image on all cores (docs/performance.md)."""
+
     name = "onnxruntime"
+    precision = "fp32"
 
     def __init__(self, path: str, scale: int | None, device_name: str):
         self.path = path
-        self.session, self.provider = onnx_session(path, device_name)
+        cpus = _usable_cpus()
+        streams = 2 if device_name != "cuda" and cpus >= 2 else 1
+        self.session, self.provider = onnx_session(path, device_name, threads=max(1, cpus // streams))
+        if self.provider != "CPUExecutionProvider":
+            streams = 1
+        self.pool = cf.ThreadPoolExecutor(max_workers=streams)
+        self.in_flight = streams
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = inputs[0].shape if len(inputs) == 1 else None
         if len(inputs) != 1 or len(outputs) != 1 or len(shape) != 4 or shape[1] != 3:
@@ -119,11 +188,13 @@ class OnnxBackend:
             raise AdlError(f"--scale {scale}: {path} was exported for ×{self.scale}; export again with --scale {scale}")
         self.input_name = inputs[0].name
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
+    def submit(self, image: np.ndarray):
+        return self.pool.submit(self.downsample, image)
+
+    def downsample(self, image: np.ndarray) -> np.ndarray:
         s = self.scale
-        h, w = image.shape[:2]
-        image = image[: h - h % s, : w - w % s]
-        x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+        np.divide(x, 255.0, out=x)
         try:
             y = self.session.run(None, {self.input_name: x})[0]
         except Exception as exc:  # ORT's own exception types: a graph that cannot take this input
@@ -133,10 +204,15 @@ class OnnxBackend:
         if y.shape != want:  # e.g. a 3-channel model with adl metadata that is no ×s downsampler
             raise AdlError(f"--model {self.path}: output of shape {y.shape} for input {x.shape}, expected {want}; "
                            f"not a ×{s} downsampler, export one with adl export")
-        return np.clip(np.round(y[0] * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        y *= 255.0
+        return np.clip(np.round(y[0], out=y[0]), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def open_backend(model: str, backend: str, device: str, scale: int | None):
+def open_backend(model: str, backend: str, device: str, scale: int | None, precision: str = "auto",
+                 compile: str = "auto"):
     if backend not in BACKENDS:
         raise AdlError(f"--backend {backend}: choose from {', '.join(BACKENDS)}")
     is_onnx = Path(model).suffix.lower() == ".onnx"
@@ -148,7 +224,13 @@ def open_backend(model: str, backend: str, device: str, scale: int | None):
         raise AdlError(f"--model {model}: the torch backend needs a downsampler checkpoint, not an .onnx file")
     if not Path(model).exists():
         raise AdlError(f"--model {model}: no such file")
-    return OnnxBackend(model, scale, device) if backend == "onnxruntime" else TorchBackend(model, scale, device)
+    if backend == "onnxruntime":
+        if precision not in ("auto", "fp32") or compile not in ("auto", "off"):
+            flag = f"--precision {precision}" if precision not in ("auto", "fp32") else f"--compile {compile}"
+            raise AdlError(f"{flag}: the onnxruntime backend runs the exported fp32 graph as it is; "
+                           f"use --backend torch with a checkpoint for this lever")
+        return OnnxBackend(model, scale, device)
+    return TorchBackend(model, scale, device, precision, compile)
 
 
 # -- sampling ---------------------------------------------------------------------------------------
@@ -185,8 +267,9 @@ def _check_options(o: GenerateOptions) -> None:
     for name in ("patch", "patches_per_image", "shard_size"):
         if getattr(o, name) < 1:
             raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
-    if o.workers < 0:
-        raise AdlError(f"--workers {o.workers}: must not be negative")
+    for name in ("workers", "writers"):
+        if getattr(o, name) < 0:
+            raise AdlError(f"--{name} {getattr(o, name)}: must not be negative")
 
 
 def _prepare_output(out: Path, record: dict) -> bool:
@@ -234,7 +317,14 @@ def _remove_stale_temporaries(out: Path) -> None:
 
 def generate(o: GenerateOptions) -> dict:
     _check_options(o)
-    backend = open_backend(o.model, o.backend, o.device, o.scale)
+    backend = open_backend(o.model, o.backend, o.device, o.scale, o.precision, o.compile)
+    try:
+        return _generate(o, backend)
+    finally:
+        backend.close()
+
+
+def _generate(o: GenerateOptions, backend) -> dict:
     s = backend.scale
     if o.patch % s:
         raise AdlError(f"--patch {o.patch}: must be a multiple of the scale {s}")
@@ -243,8 +333,11 @@ def generate(o: GenerateOptions) -> dict:
     if o.format == "png":  # pairs are named by stem: a.png and a.jpg would write, and list, the same pair
         require_unique_stems(paths, "--hr")
     out = Path(o.output)
-    options = {k: v for k, v in dataclasses.asdict(o).items() if k not in ("model", "hr", "output", "workers", "device")}
-    options.update(scale=s, backend=backend.name)
+    # Options that change the samples are recorded; a resume must repeat them. The device, thread
+    # and process counts and compilation do not change them.
+    speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile")
+    options = {k: v for k, v in dataclasses.asdict(o).items() if k not in speed_only}
+    options.update(scale=s, backend=backend.name, precision=backend.precision)
     if o.full_images:
         options["patch"] = options["patches_per_image"] = None
     record = {"model_sha256": model_sha, "hr": [p.name for p in paths], "options": options}
@@ -263,11 +356,10 @@ def generate(o: GenerateOptions) -> dict:
     return manifest
 
 
-def _downsample(o: GenerateOptions, backend, path: Path, hr: np.ndarray) -> np.ndarray:
-    """G(HR) of one image, refusing (and naming) an image smaller than the patch or than G can take."""
+def _checked(o: GenerateOptions, s: int, path: Path, hr: np.ndarray) -> np.ndarray:
+    """HR cropped to a multiple of the scale, refusing (and naming) an image too small for the patch or G."""
     from adl.downsampling import min_input_size
 
-    s = backend.scale
     h, w = hr.shape[0] - hr.shape[0] % s, hr.shape[1] - hr.shape[1] % s
     if not o.full_images and (h < o.patch or w < o.patch):
         raise AdlError(f"{path}: {hr.shape[1]}x{hr.shape[0]} is smaller than the {o.patch}x{o.patch} patch; "
@@ -276,7 +368,44 @@ def _downsample(o: GenerateOptions, backend, path: Path, hr: np.ndarray) -> np.n
     if h < least or w < least:
         raise AdlError(f"{path}: {hr.shape[1]}x{hr.shape[0]} is smaller than {least}x{least}, the least G "
                        f"downsamples at ×{s}; remove the image")
-    return backend(hr)
+    return hr[:h, :w]
+
+
+def _downsampled(o: GenerateOptions, backend, images):
+    """(index, path, hr, lr) in order, with up to ``backend.in_flight`` images inside G at once."""
+    pending: deque = deque()
+    for index, path, hr in images:
+        hr = _checked(o, backend.scale, path, hr)
+        pending.append((index, path, hr, backend.submit(hr)))
+        if len(pending) > backend.in_flight:
+            index, path, hr, lr = pending.popleft()
+            yield index, path, hr, lr.result()
+    while pending:
+        index, path, hr, lr = pending.popleft()
+        yield index, path, hr, lr.result()
+
+
+def _writer_pool(writers: int) -> cf.Executor:
+    """Shard compression holds the GIL inside h5py, so at GPU speeds it runs in other processes."""
+    if writers == 0:
+        return cf.ThreadPoolExecutor(max_workers=1)
+    # spawn, not fork: a forked child would inherit CUDA state and the decoding threads' locks.
+    return cf.ProcessPoolExecutor(max_workers=writers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A writer outlives a SIGKILLed parent otherwise (its task queue never reaches EOF); a shard it
+    leaves half-written is a hidden temporary that the next run removes."""
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _cut(o: GenerateOptions, index: int, path: Path, hr: np.ndarray, lr: np.ndarray, s: int):
@@ -299,10 +428,10 @@ def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, 
         log.info("resuming: %d of %d shards already written", len(done), shards)
     buffers: dict[int, list] = {}
     writes: deque = deque()
-    with cf.ThreadPoolExecutor(max_workers=1) as writer:
+    images = ((index, path, hr) for index, (path, hr) in zip(needed, _decoded([paths[i] for i in needed], o.workers)))
+    with _writer_pool(o.writers) as writer:
         bar = progress(total=len(needed), desc=f"generate ({backend.name})", unit="img")
-        for index, (path, hr) in zip(needed, _decoded([paths[i] for i in needed], o.workers)):
-            lr = _downsample(o, backend, path, hr)
+        for index, path, hr, lr in _downsampled(o, backend, images):
             for j, (offset, hr_patch, lr_patch) in enumerate(_cut(o, index, path, hr, lr, s)):
                 g = index * n + j
                 k = g // o.shard_size
@@ -311,7 +440,7 @@ def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, 
                 buffers.setdefault(k, []).append((g, path.stem, offset, hr_patch, lr_patch))
                 if len(buffers[k]) == min(o.shard_size, total - k * o.shard_size):
                     rows = sorted(buffers.pop(k), key=lambda r: r[0])
-                    while len(writes) >= 2:  # at most two shards in flight: memory stays flat
+                    while len(writes) > max(1, o.writers):  # a bounded number in flight: memory stays flat
                         writes.popleft().result()
                     writes.append(writer.submit(
                         write_shard, out / shard_name(k), np.stack([r[3] for r in rows]),
@@ -332,9 +461,9 @@ def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, 
 def _generate_png(o: GenerateOptions, backend, paths: list[Path], out: Path) -> dict:
     s = backend.scale
     names = []
-    for index, (path, hr) in enumerate(progress(_decoded(paths, o.workers), total=len(paths),
-                                                desc=f"generate png ({backend.name})", unit="img")):
-        lr = _downsample(o, backend, path, hr)
+    images = ((index, path, hr) for index, (path, hr) in enumerate(_decoded(paths, o.workers)))
+    for index, path, hr, lr in progress(_downsampled(o, backend, images), total=len(paths),
+                                        desc=f"generate png ({backend.name})", unit="img"):
         if o.full_images:
             pairs = [(f"{path.stem}.png", hr[: lr.shape[0] * s, : lr.shape[1] * s], lr)]
         else:

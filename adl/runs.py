@@ -245,6 +245,10 @@ class TrainingRun:
         """Whether this iteration needs a log row besides the regular ones (e.g. a validation)."""
         return False
 
+    def summary_extras(self) -> dict:
+        """More entries for summary.json (how the run was computed, e.g. its precision)."""
+        return {}
+
     @property
     def summary_path(self) -> Path:
         return self.run_dir / "summary.json"
@@ -256,7 +260,8 @@ class TrainingRun:
             rows = list(csv.DictReader(f))
         summary = {"kind": self.kind, "iterations": self.iteration, "seconds": self.elapsed,
                    "seed": self.options["seed"], "last_log_row": rows[-1] if rows else None,
-                   "checkpoint": self.checkpoint_path.name, "checkpoint_sha256": file_sha256(self.checkpoint_path)}
+                   "checkpoint": self.checkpoint_path.name, "checkpoint_sha256": file_sha256(self.checkpoint_path),
+                   **self.summary_extras()}
         write_text(self.summary_path, json.dumps(summary, indent=2) + "\n")
 
     def run(self, total: int, log_every: int, checkpoint_every: int) -> Path:

@@ -23,6 +23,7 @@ from torch import nn
 from adl.choices import SR_MODELS
 from adl.data import load_images, patch_loader
 from adl.device import resolve_device
+from adl.fastpath import resolve_fast_path
 from adl.errors import AdlError
 from adl.imageio import list_images, pair_by_stem, read_image
 from adl.metrics import psnr
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_KIND = "adl-sr"
 DEFAULT_SIZES = {"edsr": (64, 16), "rrdb": (64, 23)}  # (features, blocks)
 RESUMABLE_OPTIONS = frozenset({"hr", "iterations", "checkpoint_every", "log_every", "device", "workers",
-                               "val_hr", "val_lr", "val_every", "vgg_weights"})
+                               "val_hr", "val_lr", "val_every", "vgg_weights", "precision", "compile"})
 
 
 def build_sr_model(model: str, scale: int, n_feats: int | None = None, n_blocks: int | None = None) -> nn.Module:
@@ -83,7 +84,8 @@ class SROptions:
     flips: bool = True
     seed: int = 0
     device: str = "auto"
-    amp: bool = False
+    precision: str = "auto"  # adl.fastpath: fp32 on CPU, bf16 and the other levers on CUDA
+    compile: str = "auto"
     workers: int = 0
     checkpoint_every: int = 1000
     log_every: int = 100
@@ -132,8 +134,7 @@ class SRTrainer(TrainingRun):
         self.loss_names = ("loss_vgg", "loss_adv", "loss_d") if o.perceptual else ("loss_l1",)
         self.extra_columns = ("lr", "val_psnr")
         device = resolve_device(o.device)
-        if o.amp and device.type != "cuda":
-            raise AdlError(f"--amp: bf16 autocast is for CUDA; this run is on {device.type}, drop --amp")
+        self.fast = fast = resolve_fast_path(o.precision, o.compile, device, training=True)
         source = LRSource.parse(o.lr_source)
         hr_paths = [] if source.kind == "shards" else list_images(o.hr, what="--hr")
         fingerprints = {"hr_fingerprint": ("--hr", data_fingerprint(hr_paths)),
@@ -142,7 +143,7 @@ class SRTrainer(TrainingRun):
             vgg = Path(o.vgg_weights)
             fingerprints["vgg_fingerprint"] = ("--vgg-weights", file_sha256(vgg) if vgg.is_file() else "")
         super().__init__(run_dir, dataclasses.asdict(o), fingerprints,
-                         device, f"train-sr ({o.model} ×{o.scale}, {source.kind})")
+                         device, f"train-sr ({o.model} ×{o.scale}, {source.kind}, {fast.precision})")
         self.check_folder()
         if source.kind == "shards":
             self.dataset = ShardPatches(source.argument, o.hr_patch // o.scale, o.scale, o.seed, o.flips)
@@ -155,19 +156,21 @@ class SRTrainer(TrainingRun):
         if o.perceptual:
             from adl.nets import load_vgg19_features
 
-            self.vgg = load_vgg19_features(o.vgg_weights).to(device)
+            self.vgg = fast.compiled(fast.prepare(load_vgg19_features(o.vgg_weights)))
         self.create_folder()
 
         torch.manual_seed(o.seed)
-        self.model = build_sr_model(o.model, o.scale, o.n_feats, o.n_blocks).to(device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=o.lr_rate, betas=(0.9, 0.999))
+        self.model = fast.prepare(build_sr_model(o.model, o.scale, o.n_feats, o.n_blocks))
+        self.run_model = fast.compiled(self.model)
+        self.opt = fast.adam(self.model.parameters(), o.lr_rate)
         self.schedule = torch.optim.lr_scheduler.MultiStepLR(self.opt, milestones=[o.decay_at], gamma=0.5)
-        self.D = self.opt_D = self.schedule_D = None
+        self.D = self.run_D = self.opt_D = self.schedule_D = None
         if o.perceptual:
             from adl.nets import Discriminator
 
-            self.D = Discriminator(o.disc_width).to(device)
-            self.opt_D = torch.optim.Adam(self.D.parameters(), lr=o.lr_rate, betas=(0.9, 0.999))
+            self.D = fast.prepare(Discriminator(o.disc_width))
+            self.run_D = fast.compiled(self.D)
+            self.opt_D = fast.adam(self.D.parameters(), o.lr_rate)
             self.schedule_D = torch.optim.lr_scheduler.MultiStepLR(self.opt_D, milestones=[o.decay_at], gamma=0.5)
         self.load_checkpoint()
 
@@ -209,16 +212,16 @@ class SRTrainer(TrainingRun):
         return patch_loader(self.dataset, self.iteration, o.iterations, o.batch_size, o.workers,
                             pin=self.device.type == "cuda")
 
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.o.amp)
+    def summary_extras(self) -> dict:
+        return {"fast_path": self.fast.describe()}
 
     def train_step(self, batch) -> torch.Tensor:
-        lr, hr = (b.to(self.device, non_blocking=True).float().div_(255.0) for b in batch)
+        lr, hr = (self.fast.layout(b.to(self.device, non_blocking=True).float().div_(255.0)) for b in batch)
         if self.o.perceptual:
             losses = self._perceptual_step(lr, hr)
         else:
-            with self._autocast():
-                sr = self.model(lr)
+            with self.fast.autocast():
+                sr = self.run_model(lr)
             loss = F.l1_loss(sr.float(), hr)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -233,15 +236,15 @@ class SRTrainer(TrainingRun):
         """Eq. (9): D on (HR, SR), then P on VGG conv5_4 L1 + β·BCE(D(SR), 1)."""
         from adl.losses import discriminator_loss, generator_adversarial_loss
 
-        with self._autocast():
-            sr = self.model(lr)
+        with self.fast.autocast():
+            sr = self.run_model(lr)
             self.opt_D.zero_grad(set_to_none=True)
-            loss_d = discriminator_loss(self.D(hr * 2 - 1).float(), self.D(sr.detach() * 2 - 1).float())
+            loss_d = discriminator_loss(self.run_D(hr * 2 - 1).float(), self.run_D(sr.detach() * 2 - 1).float())
         loss_d.backward()
         self.opt_D.step()
-        with self._autocast():
+        with self.fast.autocast():
             loss_vgg = F.l1_loss(self.vgg(sr).float(), self.vgg(hr).float())
-            loss_adv = generator_adversarial_loss(self.D(sr * 2 - 1).float())
+            loss_adv = generator_adversarial_loss(self.run_D(sr * 2 - 1).float())
         self.opt.zero_grad(set_to_none=True)
         (loss_vgg + self.o.beta * loss_adv).backward()
         self.opt.step()

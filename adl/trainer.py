@@ -23,8 +23,10 @@ import numpy as np
 import torch
 
 from adl.atomic import atomic_path
-from adl.data import UnpairedPatches, load_images, patch_loader, to_unit_range
+from adl.choices import SAMPLING_CHOICES
+from adl.data import ResidentImages, UnpairedPatches, UnpairedPositions, load_images, patch_loader, to_unit_range
 from adl.device import resolve_device
+from adl.fastpath import resolve_fast_path
 from adl.downsampling import CHECKPOINT_KIND, UnitRangeDownsampler, apply_downsampler, repetitions
 from adl.errors import AdlError
 from adl.imageio import list_images, write_png
@@ -39,7 +41,9 @@ log = logging.getLogger(__name__)
 MIN_DISC_PATCH = 32  # four stride-2 reflection-padded layers, then a 2×2 conv
 RETRIEVAL_CROP = 1000  # method.md §5: each retrieval image is cropped to its top-left 1000×1000
 # Options that may change between a run and its resumption: they do not alter the result.
-RESUMABLE_OPTIONS = frozenset({"hr", "lr", "iterations", "checkpoint_every", "log_every", "device", "workers"})
+RESUMABLE_OPTIONS = frozenset({"hr", "lr", "iterations", "checkpoint_every", "log_every", "device", "workers",
+                               "precision", "compile", "sampling"})
+RESIDENT_SHARE = 4  # images go to the GPU only if they take at most 1/4 of its free memory
 
 
 @dataclass
@@ -68,12 +72,17 @@ class DownsamplerOptions:
     checkpoint_every: int | None = None  # 1 epoch
     log_every: int = 100
     workers: int = 0
+    precision: str = "auto"  # adl.fastpath: fp32 on CPU, bf16 and the other levers on CUDA
+    compile: str = "auto"
+    sampling: str = "auto"  # where patches are cut: "device" keeps the images on the GPU
 
     def resolved(self) -> "DownsamplerOptions":
         o = dataclasses.replace(self)
         if o.data_loss not in DATA_LOSSES:
             raise AdlError(f"--data-loss {o.data_loss}: unknown; choose from {', '.join(DATA_LOSSES)}")
         repetitions(o.scale)
+        if o.sampling not in SAMPLING_CHOICES:
+            raise AdlError(f"--sampling {o.sampling}: choose from {', '.join(SAMPLING_CHOICES)}")
         e = o.epoch_length
         o.iterations = 80 * e if o.iterations is None else o.iterations
         o.hr_patch = o.lr_patch * o.scale if o.hr_patch is None else o.hr_patch
@@ -123,25 +132,45 @@ class DownsamplerTrainer(TrainingRun):
         o = self.o = options.resolved()
         hr_paths = list_images(o.hr, what="--hr")
         lr_paths = list_images(o.lr, what="--lr")
+        device = resolve_device(o.device)
+        self.fast = resolve_fast_path(o.precision, o.compile, device, training=True)
         super().__init__(run_dir, dataclasses.asdict(o),
                          {"hr_fingerprint": ("--hr", data_fingerprint(hr_paths)),
                           "lr_fingerprint": ("--lr", data_fingerprint(lr_paths))},
-                         resolve_device(o.device), f"train-downsampler ({o.data_loss})")
+                         device, f"train-downsampler ({o.data_loss}, {self.fast.precision})")
         self.check_folder()  # refuse changed options before decoding anything
         self.hr_images = load_images(hr_paths, o.hr_patch, "HR images", "--hr-patch")
         self.lr_images = load_images(lr_paths, o.lr_patch, "LR images", "--lr-patch")
         self.create_folder()
+        self.resident = self._resident_images()
 
         torch.manual_seed(o.seed)
-        self.G = Downsampler(o.width).to(self.device)
-        self.D = Discriminator(o.disc_width).to(self.device)
-        adam = dict(lr=o.lr_rate, betas=(0.9, 0.999))
-        self.opt_G = torch.optim.Adam(self.G.parameters(), **adam)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), **adam)
+        self.G = self.fast.prepare(Downsampler(o.width))
+        self.D = self.fast.prepare(Discriminator(o.disc_width))
+        self.run_G, self.run_D = self.fast.compiled(self.G), self.fast.compiled(self.D)
+        self.opt_G = self.fast.adam(self.G.parameters(), o.lr_rate)
+        self.opt_D = self.fast.adam(self.D.parameters(), o.lr_rate)
         self.data_term = DataTerm(o.data_loss, o.scale).to(self.device)
         self.kernel: np.ndarray | None = None  # float64 ADL kernel; the data term holds a float32 copy
         self._terms_since_row: set[str] = set()
         self.load_checkpoint()
+
+    def _resident_images(self) -> tuple[ResidentImages, ResidentImages] | None:
+        """Both image sets on the device when --sampling asks (auto: on CUDA, if they fit)."""
+        o = self.o
+        if o.sampling == "host" or (o.sampling == "auto" and self.device.type != "cuda"):
+            return None
+        need = ResidentImages.nbytes(self.hr_images) + ResidentImages.nbytes(self.lr_images)
+        if o.sampling == "auto":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            if need > free // RESIDENT_SHARE:
+                log.warning("images take %.1f GiB, more than 1/%d of the GPU's free %.1f GiB: cutting patches "
+                            "on the host", need / 2**30, RESIDENT_SHARE, free / 2**30)
+                return None
+        return ResidentImages(self.hr_images, self.device), ResidentImages(self.lr_images, self.device)
+
+    def summary_extras(self) -> dict:
+        return {"fast_path": {**self.fast.describe(), "sampling": "device" if self.resident else "host"}}
 
     # -- checkpoint contents -----------------------------------------------------------------------
     def state(self) -> dict:
@@ -187,7 +216,11 @@ class DownsamplerTrainer(TrainingRun):
     # -- the loop -----------------------------------------------------------------------------------
     def batches(self):
         o = self.o
-        dataset = UnpairedPatches(self.hr_images, self.lr_images, o.hr_patch, o.lr_patch, o.seed)
+        if self.resident:  # the loader yields positions only; train_step cuts the patches on the device
+            dataset = UnpairedPositions([im.shape for im in self.hr_images], [im.shape for im in self.lr_images],
+                                        o.hr_patch, o.lr_patch, o.seed)
+        else:
+            dataset = UnpairedPatches(self.hr_images, self.lr_images, o.hr_patch, o.lr_patch, o.seed)
         return patch_loader(dataset, self.iteration, o.iterations, o.batch_size, o.workers,
                             pin=self.device.type == "cuda")
 
@@ -205,17 +238,26 @@ class DownsamplerTrainer(TrainingRun):
         o = self.o
         term = self.active_term(self.iteration)
         self._terms_since_row.add(term)
-        hr, lr = (to_unit_range(b, self.device) for b in batch)
-        fake = apply_downsampler(self.G, hr, o.scale, straight_through=True)
+        if self.resident:
+            hr_images, lr_images = self.resident
+            batch = hr_images.crop(batch[:, 0], o.hr_patch), lr_images.crop(batch[:, 1], o.lr_patch)
+        hr, lr = (self.fast.layout(to_unit_range(b, self.device)) for b in batch)
+        fast = self.fast
+        with fast.autocast():
+            fake = apply_downsampler(self.run_G, hr, o.scale, straight_through=True).float()
 
         self.opt_D.zero_grad(set_to_none=True)
-        loss_d = discriminator_loss(self.D(lr), self.D(fake.detach()))
+        with fast.autocast():
+            real_logits, fake_logits = self.run_D(lr), self.run_D(fake.detach())
+        loss_d = discriminator_loss(real_logits.float(), fake_logits.float())
         loss_d.backward()
         self.opt_D.step()
 
         self.opt_G.zero_grad(set_to_none=True)
-        loss_adv = generator_adversarial_loss(self.D(fake))
-        loss_data = self.data_term(hr, fake, term)
+        with fast.autocast():
+            adv_logits = self.run_D(fake)
+        loss_adv = generator_adversarial_loss(adv_logits.float())
+        loss_data = self.data_term(hr, fake, term)  # in fp32 outside autocast: a bf16 kernel would not sum to 1
         (o.alpha * loss_data + loss_adv).backward()
         self.opt_G.step()
         return torch.stack([loss_d.detach(), loss_adv.detach(), loss_data.detach()])

@@ -35,8 +35,8 @@ from helpers import assert_one_error, leftovers, run_cli
 from adl.downsampling import apply_downsampler, downsample_image, load_downsampler
 from adl.errors import AdlError
 from adl.imageio import list_images, read_image, write_png
-from adl.shards import ShardDataset, write_shard
-from adl.sr_data import ShardPatches
+from adl.shards import write_shard
+from adl.sr_data import ShardDataset, ShardPatches
 
 TINY_DOWNSAMPLER = ["--batch-size", "2", "--lr-patch", "32", "--width", "4", "--disc-width", "4",
                     "--warmup", "2", "--update-every", "3", "--kernel-size", "8", "--retrieval-images", "2",
@@ -290,11 +290,11 @@ def test_same_inputs_give_byte_identical_shards(world, tmp_path):
 SLOW_GENERATE = """
 import sys, time
 import adl.generate as g
-call = g.OnnxBackend.__call__
+call = g.OnnxBackend.downsample
 def slow(self, image):
     time.sleep(0.25)  # a big model on a big image: long enough to be killed mid-run
     return call(self, image)
-g.OnnxBackend.__call__ = slow
+g.OnnxBackend.downsample = slow
 from adl.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -632,7 +632,7 @@ def test_full_disk_while_writing_shards(world, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(h5py.Group, "create_dataset", filling)
     out = tmp_path / "out"
-    args = gen_args(world["onnx"][2], world["hr"], out)
+    args = gen_args(world["onnx"][2], world["hr"], out, "--writers", "0")  # the patch reaches this process only
     assert_one_error(capsys, args, out / "shard-00002.h5", "No space left on device")
     assert not (out / "manifest.json").exists() and leftovers(out) == []
     assert shard_files(out) == ["shard-00000.h5", "shard-00001.h5"]
