@@ -26,7 +26,7 @@ from adl.atomic import atomic_path
 from adl.choices import SAMPLING_CHOICES
 from adl.data import ResidentImages, UnpairedPatches, UnpairedPositions, load_images, patch_loader, to_unit_range
 from adl.device import resolve_device
-from adl.fastpath import resolve_fast_path
+from adl.fastpath import FastPath, resolve_fast_path
 from adl.downsampling import CHECKPOINT_KIND, UnitRangeDownsampler, apply_downsampler, repetitions
 from adl.errors import AdlError
 from adl.imageio import list_images, write_png
@@ -128,12 +128,13 @@ class DownsamplerTrainer(TrainingRun):
     extra_columns = ("data_term",)
     resumable = RESUMABLE_OPTIONS
 
-    def __init__(self, options: DownsamplerOptions, run_dir: str | os.PathLike):
+    def __init__(self, options: DownsamplerOptions, run_dir: str | os.PathLike, fast: FastPath | None = None):
+        """``fast`` overrides the levers that --precision and --compile choose (benchmarks isolate each)."""
         o = self.o = options.resolved()
         hr_paths = list_images(o.hr, what="--hr")
         lr_paths = list_images(o.lr, what="--lr")
         device = resolve_device(o.device)
-        self.fast = resolve_fast_path(o.precision, o.compile, device, training=True)
+        self.fast = fast or resolve_fast_path(o.precision, o.compile, device, training=True)
         super().__init__(run_dir, dataclasses.asdict(o),
                          {"hr_fingerprint": ("--hr", data_fingerprint(hr_paths)),
                           "lr_fingerprint": ("--lr", data_fingerprint(lr_paths))},

@@ -1,15 +1,19 @@
 #!/usr/bin/env python
-"""Throughput and peak memory of `adl generate`, ONNX Runtime against the torch backend.
+"""Throughput and peak memory of `adl generate`: ONNX Runtime, the torch backend, its fast path.
 
 Makes COUNT HR images of SIZE from the scikit-image photos (crops, flips and tiles; nothing is
 downloaded), exports a paper-size downsampler (width 64, random weights: speed does not depend
-on the weights) and runs the real `adl generate` command for each backend and count, end to
+on the weights) and runs the real `adl generate` command for each variant and count, end to
 end: decode, inference, patch cutting and HDF5 writing. Peak RSS is the generate process's own
 (os.wait4), so it shows whether memory grows with the number of images.
 
-  python benchmarks/generate.py                          # 20 and 200 images of 480x480, CPU
-  python benchmarks/generate.py --quick                  # seconds; run in CI so it cannot rot
-  python benchmarks/generate.py --backends torch --device cuda --size 2040x1356 --counts 100
+A variant is a backend, optionally with a precision: `torch:fp32` is the exact path, `torch`
+alone the defaults (on CUDA: fp16 autocast, channels_last, torch.compile). When both ran, the
+share of their LR pixels within one 8-bit level of each other is printed (the goal is ≥ 99.9 %).
+
+  python benchmarks/generate.py                                   # 20 and 200 images of 480x480, CPU
+  python benchmarks/generate.py --quick                           # seconds; run in CI so it cannot rot
+  python benchmarks/generate.py --device cuda                     # 100 DIV2K-size images, GPU
 """
 
 from __future__ import annotations
@@ -59,6 +63,16 @@ def make_model(folder: Path, width: int) -> tuple[Path, Path]:
     return run, onnx_path
 
 
+def lr_pixels(folder: Path) -> np.ndarray:
+    import h5py
+
+    parts = []
+    for shard in sorted(folder.glob("shard-*.h5")):
+        with h5py.File(shard, "r") as f:
+            parts.append(f["lr"][()])
+    return np.concatenate(parts)
+
+
 def run_generate(args: list[str]) -> tuple[float, float]:
     """Wall seconds and the child's peak RSS in MiB."""
     started = time.perf_counter()
@@ -73,36 +87,60 @@ def run_generate(args: list[str]) -> tuple[float, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
-    p.add_argument("--counts", default="20,200")
-    p.add_argument("--size", default="480x480", help="HxW of the HR images")
-    p.add_argument("--backends", default="onnxruntime,torch")
+    p.add_argument("--counts", help="image counts (default 20,200 on CPU, 100 on CUDA)")
+    p.add_argument("--size", help="HxW of the HR images (default 480x480 on CPU, DIV2K's 1356x2040 on CUDA)")
+    p.add_argument("--variants", help="backend[:precision] list (default onnxruntime,torch on CPU; "
+                                      "torch:fp32,torch on CUDA)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--width", type=int, default=64, help="G width (64 is the paper's)")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, help="decoding threads (default 2 on CPU, 12 on CUDA)")
+    p.add_argument("--writers", type=int, default=None, help="shard-writing processes (default: adl's)")
+    p.add_argument("--patch", type=int, help="HR patch (default 96 on CPU, 192 on CUDA, adl's default)")
     args = p.parse_args()
+    cuda = args.device.startswith("cuda")
+    args.counts = args.counts or ("100" if cuda else "20,200")
+    args.size = args.size or ("1356x2040" if cuda else "480x480")
+    args.variants = args.variants or ("torch:fp32,torch" if cuda else "onnxruntime,torch")
+    args.workers = args.workers or (12 if cuda else 2)
+    args.patch = args.patch or (192 if cuda else 96)
+    per_image = 16 if cuda else 8
     if args.quick:
-        args.counts, args.size, args.width = "2,4", "96x96", 8
+        args.counts, args.size, args.width, args.patch = "2,4", "96x96", 8, 32
+        args.variants = "onnxruntime,torch:fp32,torch:bf16"
     height, width = (int(v) for v in args.size.lower().split("x"))
     counts = [int(c) for c in args.counts.split(",")]
     with tempfile.TemporaryDirectory(prefix="adl-bench-") as work:
         work = Path(work)
         run, onnx_path = make_model(work, args.width)
         make_images(work / "hr", max(counts), height, width)
-        print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, device {args.device}, G width {args.width}, "
-              f"HR {width}x{height}, patch 96, 8 patches per image\n")
-        print("| backend | images | seconds | images/s | peak RSS (MiB) |\n|---|---|---|---|---|")
+        card = torch.cuda.get_device_name() if cuda else "CPU"
+        print(f"torch {torch.__version__}, {card}, {os.cpu_count()} CPUs, device {args.device}, G width {args.width}, "
+              f"HR {width}x{height}, patch {args.patch}, {per_image} patches per image\n")
+        print("| variant | images | seconds | images/s | peak RSS (MiB) |\n|---|---|---|---|---|")
+        outputs = {}
         for count in counts:
             subset = work / f"hr{count}"
             subset.mkdir()
             for path in sorted((work / "hr").iterdir())[:count]:
                 os.link(path, subset / path.name)
-            for backend in args.backends.split(","):
+            for variant in args.variants.split(","):
+                backend, _, precision = variant.partition(":")
                 model = onnx_path if backend == "onnxruntime" else run
+                out = work / f"out-{variant.replace(':', '-')}-{count}"
+                extra = ["--precision", precision] if precision else []
+                extra += ["--writers", str(args.writers)] if args.writers is not None else []
                 seconds, rss = run_generate([
-                    "--model", str(model), "--hr", str(subset), "--output", str(work / f"out-{backend}-{count}"),
-                    "--backend", backend, "--device", args.device, "--patch", "96" if not args.quick else "32",
-                    "--patches-per-image", "8", "--shard-size", "64", "--workers", str(args.workers)])
-                print(f"| {backend} | {count} | {seconds:.1f} | {count / seconds:.2f} | {rss:.0f} |", flush=True)
+                    "--model", str(model), "--hr", str(subset), "--output", str(out), "--backend", backend,
+                    "--device", args.device, "--patch", str(args.patch), "--patches-per-image", str(per_image),
+                    "--shard-size", "64", "--workers", str(args.workers), *extra])
+                outputs[variant] = out
+                print(f"| {variant} | {count} | {seconds:.1f} | {count / seconds:.2f} | {rss:.0f} |", flush=True)
+        exact = outputs.get("torch:fp32")
+        for variant, out in outputs.items():
+            if exact is not None and variant.startswith("torch") and variant != "torch:fp32":
+                diff = np.abs(lr_pixels(exact).astype(int) - lr_pixels(out).astype(int))
+                print(f"\n{variant} against torch:fp32 (largest count): {np.mean(diff <= 1):.4%} of LR pixels within "
+                      f"one level, {np.mean(diff == 0):.2%} equal, largest difference {diff.max()}")
 
 
 if __name__ == "__main__":

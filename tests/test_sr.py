@@ -633,7 +633,7 @@ def test_unreadable_images(sr, tmp_path, capsys):
     assert not (out / "rocket.png").exists() and leftovers(tmp_path) == []
 
 
-def test_bad_lr_source_and_amp_on_cpu(sr, tmp_path, capsys):
+def test_bad_lr_source_and_cuda_graphs_on_cpu(sr, tmp_path, capsys):
     run = tmp_path / "run"
     assert_one_error(capsys, train_sr_args(sr["hr"], "lanczos", run), "--lr-source lanczos")
     assert_one_error(capsys, train_sr_args(sr["hr"], "kernel:", run), "--lr-source kernel:")
@@ -644,7 +644,8 @@ def test_bad_lr_source_and_amp_on_cpu(sr, tmp_path, capsys):
     assert_one_error(capsys, train_sr_args(sr["hr"], f"kernel:{odd}", run), odd, "scale 2")
     assert_one_error(capsys, train_sr_args(sr["hr"], f"downsampler:{tmp_path / 'nowhere'}", run),
                      "--lr-source downsampler:", tmp_path / "nowhere")
-    assert_one_error(capsys, train_sr_args(sr["hr"], "bicubic", run, 1, ["--amp"]), "--amp")
+    assert_one_error(capsys, train_sr_args(sr["hr"], "bicubic", run, 1, ["--compile", "cudagraphs"]),
+                     "--compile cudagraphs")
     assert not run.exists()
 
 
