@@ -258,7 +258,8 @@ def cmd_retrieve_kernel(args) -> None:
         kernel = retrieve_from_pairs(pairs, args.scale, size, args.images, device=device)
     else:
         from adl.data import load_images
-        from adl.downsampling import UnitRangeDownsampler, load_downsampler, min_input_size
+        from adl.downsampling import UnitRangeDownsampler, load_downsampler
+        from adl.scales import min_input_size
 
         model, _ = load_downsampler(args.checkpoint, device)
         images = load_images(hr_paths[: args.images], min_input_size(args.scale), "HR images", "--scale")

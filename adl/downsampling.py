@@ -6,7 +6,6 @@ training the rounding passes gradients straight through so ×4 can be learned en
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -15,20 +14,9 @@ from torch import nn
 
 from adl.errors import AdlError
 from adl.nets import Downsampler
+from adl.scales import min_input_size, repetitions
 
 CHECKPOINT_KIND = "adl-downsampler"
-
-
-def repetitions(scale: int) -> int:
-    n = int(round(math.log2(scale))) if scale > 0 else 0
-    if scale < 2 or 2**n != scale:
-        raise AdlError(f"--scale {scale}: a ×2 downsampler reaches only powers of two (2, 4, 8)")
-    return n
-
-
-def min_input_size(scale: int) -> int:
-    """The least HR side G takes at ``scale``: each ×2 pass needs 4 pixels (its reflection pads need 3, then 2 after ↓2)."""
-    return 2 * scale
 
 
 def quantize(x: torch.Tensor, straight_through: bool = False) -> torch.Tensor:

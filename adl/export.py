@@ -21,8 +21,9 @@ from torch import nn
 
 import adl
 from adl.atomic import atomic_path, file_sha256
-from adl.downsampling import UnitRangeDownsampler, load_downsampler, repetitions
+from adl.downsampling import UnitRangeDownsampler, load_downsampler
 from adl.errors import AdlError
+from adl.scales import repetitions
 
 log = logging.getLogger(__name__)
 

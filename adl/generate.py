@@ -91,8 +91,9 @@ class TorchBackend:
 
     def __init__(self, checkpoint: str, scale: int | None, device_name: str, precision: str, compile: str):
         from adl.device import resolve_device
-        from adl.downsampling import load_downsampler, repetitions
+        from adl.downsampling import load_downsampler
         from adl.fastpath import resolve_fast_path
+        from adl.scales import repetitions
 
         device = resolve_device(device_name)
         self.fast = resolve_fast_path(precision, compile, device, training=False)
@@ -358,7 +359,7 @@ def _generate(o: GenerateOptions, backend) -> dict:
 
 def _checked(o: GenerateOptions, s: int, path: Path, hr: np.ndarray) -> np.ndarray:
     """HR cropped to a multiple of the scale, refusing (and naming) an image too small for the patch or G."""
-    from adl.downsampling import min_input_size
+    from adl.scales import min_input_size
 
     h, w = hr.shape[0] - hr.shape[0] % s, hr.shape[1] - hr.shape[1] % s
     if not o.full_images and (h < o.patch or w < o.patch):

@@ -27,7 +27,7 @@ from adl.choices import SAMPLING_CHOICES
 from adl.data import ResidentImages, UnpairedPatches, UnpairedPositions, load_images, patch_loader, to_unit_range
 from adl.device import resolve_device
 from adl.fastpath import FastPath, resolve_fast_path
-from adl.downsampling import CHECKPOINT_KIND, UnitRangeDownsampler, apply_downsampler, repetitions
+from adl.downsampling import CHECKPOINT_KIND, UnitRangeDownsampler, apply_downsampler
 from adl.errors import AdlError
 from adl.imageio import list_images, write_png
 from adl.kernels import kernel_picture
@@ -35,6 +35,7 @@ from adl.losses import DATA_LOSSES, DataTerm, discriminator_loss, generator_adve
 from adl.nets import Discriminator, Downsampler
 from adl.retrieval import default_kernel_size, retrieve_from_model
 from adl.runs import TrainingRun, data_fingerprint
+from adl.scales import repetitions
 
 log = logging.getLogger(__name__)
 
@@ -255,11 +256,13 @@ class DownsamplerTrainer(TrainingRun):
         self.opt_D.step()
 
         self.opt_G.zero_grad(set_to_none=True)
+        self.D.requires_grad_(False)  # G's step needs D's input gradient only: skip its weight gradients
         with fast.autocast():
             adv_logits = self.run_D(fake)
         loss_adv = generator_adversarial_loss(adv_logits.float())
         loss_data = self.data_term(hr, fake, term)  # in fp32 outside autocast: a bf16 kernel would not sum to 1
         (o.alpha * loss_data + loss_adv).backward()
+        self.D.requires_grad_(True)
         self.opt_G.step()
         return torch.stack([loss_d.detach(), loss_adv.detach(), loss_data.detach()])
 

@@ -246,6 +246,18 @@ def test_full_image_pngs_match_adl_downsample(world, tmp_path):
                      for p in list_images(world["hr"])]
 
 
+def test_the_onnxruntime_path_never_imports_torch(world, tmp_path):
+    """Importing torch costs seconds and hundreds of MiB per run and per writer process: the ONNX
+    Runtime path of generate does without it (its ratio to the torch backend is a goal, docs/performance.md)."""
+    out = tmp_path / "out"
+    code = ("import sys; from adl.cli import main; rc = main(sys.argv[1:]); "
+            "sys.exit(rc or (3 if 'torch' in sys.modules else 0))")
+    result = subprocess.run([sys.executable, "-c", code, "-q", *gen_args(world["onnx"][2], world["hr"], out)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    assert (out / "manifest.json").exists()
+
+
 # -- 3. determinism and the format -----------------------------------------------------------------
 def test_same_inputs_give_byte_identical_shards(world, tmp_path):
     time.sleep(max(0.0, world["ref_done"] + 1.1 - time.monotonic()))  # so that a stored time would differ
