@@ -2,10 +2,11 @@
 
 ``--precision fp32`` is the exact path: fp32 convolutions without TF32, eager modules, the
 multi-tensor Adam and batches assembled on the host. ``--precision auto`` (the default) keeps
-that path on CPU, where the levers do not help (channels_last made G 14 % slower there), and on
-CUDA turns on low-precision autocast, channels_last, fused Adam and torch.compile. TF32 stays
-off everywhere: the heavy convolutions run in bf16/fp16 on the fast path, and the small fp32
-ones left (the data terms, retrieval) keep full precision.
+that path on CPU, where it is the bit-reproducible reference (and where channels_last made G
+14 % slower; bf16 helps only CPUs with native bf16), and on CUDA turns on low-precision
+autocast, channels_last, fused Adam and torch.compile. TF32 stays off everywhere: the heavy
+convolutions run in bf16/fp16 on the fast path, and the small fp32 ones left (the data terms,
+retrieval) keep full precision.
 """
 
 from __future__ import annotations

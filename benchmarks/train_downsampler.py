@@ -201,7 +201,8 @@ def main() -> None:
             results.append((lever, seconds))
             base = next((s for lv, s in results if lv is LEVERS[BASELINE]), None)
             speedup = f"{base / seconds:.2f}×" if base else "-"
-            print(f"| {lever[0]} | {seconds * 1e3:.1f} | {1 / seconds:.1f} | {speedup} | {memory:.2f} |", flush=True)
+            memory = "-" if memory != memory else f"{memory:.2f}"  # NaN: no GPU
+            print(f"| {lever[0]} | {seconds * 1e3:.1f} | {1 / seconds:.2f} | {speedup} | {memory} |", flush=True)
         if results:
             fastest = min(results, key=lambda r: r[1])[0]
             print(f"\nTop kernels of '{fastest[0]}':\n\n| kernel | share of time |\n|---|---|")
