@@ -88,8 +88,12 @@ class ResidentImages:
 
     def __init__(self, images: Sequence[np.ndarray], device: torch.device):
         sizes = torch.tensor([im.shape[:2] for im in images], dtype=torch.int64)
-        starts = torch.cumsum(sizes[:, 0] * sizes[:, 1] * 3, 0) - sizes[:, 0] * sizes[:, 1] * 3
-        self.pixels = torch.cat([torch.from_numpy(np.ascontiguousarray(im)).reshape(-1) for im in images]).to(device)
+        lengths = sizes[:, 0] * sizes[:, 1] * 3
+        starts = torch.cumsum(lengths, 0) - lengths
+        # Image by image, so the host never holds a second copy of the whole set.
+        self.pixels = torch.empty(int(lengths.sum()), dtype=torch.uint8, device=device)
+        for image, start, length in zip(images, starts.tolist(), lengths.tolist()):
+            self.pixels[start : start + length] = torch.from_numpy(np.ascontiguousarray(image)).reshape(-1)
         self.starts, self.widths = starts.to(device), sizes[:, 1].to(device)
         self.device = device
 

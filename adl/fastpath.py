@@ -69,6 +69,11 @@ class FastPath:
             return module
         return torch.compile(module, mode=self.compile_mode)
 
+    def step_begin(self) -> None:
+        """Tell CUDA graph trees a new iteration starts, so the last one's outputs may be reused."""
+        if self.compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()
+
     def layout(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` in the networks' memory format (a gathered batch arrives channels_last-strided)."""
         return x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)

@@ -111,6 +111,7 @@ class TorchBackend:
 
         from adl.downsampling import apply_downsampler, image_tensor, uint8_image
 
+        self.fast.step_begin()
         source = torch.from_numpy(np.ascontiguousarray(image))
         if self.cuda:
             source = source.pin_memory()  # lets the copy below run asynchronously

@@ -216,6 +216,7 @@ class SRTrainer(TrainingRun):
         return {"fast_path": self.fast.describe()}
 
     def train_step(self, batch) -> torch.Tensor:
+        self.fast.step_begin()
         lr, hr = (self.fast.layout(b.to(self.device, non_blocking=True).float().div_(255.0)) for b in batch)
         if self.o.perceptual:
             losses = self._perceptual_step(lr, hr)

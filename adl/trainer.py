@@ -237,14 +237,14 @@ class DownsamplerTrainer(TrainingRun):
 
     def train_step(self, batch) -> torch.Tensor:
         """One iteration of Algorithm 1: update D once, then G once."""
-        o = self.o
+        o, fast = self.o, self.fast
         term = self.active_term(self.iteration)
         self._terms_since_row.add(term)
+        fast.step_begin()
         if self.resident:
             hr_images, lr_images = self.resident
             batch = hr_images.crop(batch[:, 0], o.hr_patch), lr_images.crop(batch[:, 1], o.lr_patch)
-        hr, lr = (self.fast.layout(to_unit_range(b, self.device)) for b in batch)
-        fast = self.fast
+        hr, lr = (fast.layout(to_unit_range(b, self.device)) for b in batch)
         with fast.autocast():
             fake = apply_downsampler(self.run_G, hr, o.scale, straight_through=True).float()
 

@@ -7,9 +7,10 @@ on the weights) and runs the real `adl generate` command for each variant and co
 end: decode, inference, patch cutting and HDF5 writing. Peak RSS is the generate process's own
 (os.wait4), so it shows whether memory grows with the number of images.
 
-A variant is a backend, optionally with a precision: `torch:fp32` is the exact path, `torch`
-alone the defaults (on CUDA: fp16 autocast, channels_last, torch.compile). When both ran, the
-share of their LR pixels within one 8-bit level of each other is printed (the goal is ≥ 99.9 %).
+A variant is backend[:precision[:compile]]: `torch:fp32` is the exact path, `torch` alone the
+defaults (on CUDA: fp16 autocast, channels_last, torch.compile), `torch:fp16:off` the fast path
+without compilation. For each torch variant the share of its LR pixels within one 8-bit level of
+`torch:fp32`'s is printed (the goal is ≥ 99.9 %).
 
   python benchmarks/generate.py                                   # 20 and 200 images of 480x480, CPU
   python benchmarks/generate.py --quick                           # seconds; run in CI so it cannot rot
@@ -89,8 +90,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
     p.add_argument("--counts", help="image counts (default 20,200 on CPU, 100 on CUDA)")
     p.add_argument("--size", help="HxW of the HR images (default 480x480 on CPU, DIV2K's 1356x2040 on CUDA)")
-    p.add_argument("--variants", help="backend[:precision] list (default onnxruntime,torch on CPU; "
-                                      "torch:fp32,torch on CUDA)")
+    p.add_argument("--variants", help="backend[:precision[:compile]] list (default onnxruntime,torch on CPU; "
+                                      "torch:fp32,torch:fp16:off,torch on CUDA)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--width", type=int, default=64, help="G width (64 is the paper's)")
     p.add_argument("--workers", type=int, help="decoding threads (default 2 on CPU, 12 on CUDA)")
@@ -100,7 +101,7 @@ def main() -> None:
     cuda = args.device.startswith("cuda")
     args.counts = args.counts or ("100" if cuda else "20,200")
     args.size = args.size or ("1356x2040" if cuda else "480x480")
-    args.variants = args.variants or ("torch:fp32,torch" if cuda else "onnxruntime,torch")
+    args.variants = args.variants or ("torch:fp32,torch:fp16:off,torch" if cuda else "onnxruntime,torch")
     args.workers = args.workers or (12 if cuda else 2)
     args.patch = args.patch or (192 if cuda else 96)
     per_image = 16 if cuda else 8
@@ -124,10 +125,11 @@ def main() -> None:
             for path in sorted((work / "hr").iterdir())[:count]:
                 os.link(path, subset / path.name)
             for variant in args.variants.split(","):
-                backend, _, precision = variant.partition(":")
+                backend, precision, compile = (variant.split(":") + ["", ""])[:3]
                 model = onnx_path if backend == "onnxruntime" else run
                 out = work / f"out-{variant.replace(':', '-')}-{count}"
                 extra = ["--precision", precision] if precision else []
+                extra += ["--compile", compile] if compile else []
                 extra += ["--writers", str(args.writers)] if args.writers is not None else []
                 seconds, rss = run_generate([
                     "--model", str(model), "--hr", str(subset), "--output", str(out), "--backend", backend,
