@@ -500,7 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=_positive_int, default=512, help="samples per shard (default 512)")
     p.add_argument("--scale", type=_scale, help="default: the model's")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto")
-    p.add_argument("--workers", type=_integer, default=4, help="decoding threads (default 4)")
+    p.add_argument("--workers", type=_integer, default=0,
+                   help="decoding threads (default 0: one per usable CPU, at most 8)")
     p.add_argument("--writers", type=_integer, default=1,
                    help="processes compressing and writing shards (default 1; 0: a thread of this process)")
     p.add_argument("--seed", type=_integer, default=0)
