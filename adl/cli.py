@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=_positive_int, help="iterations between checkpoints (default 1 epoch)")
     p.add_argument("--log-every", type=_positive_int, default=100, help="iterations per log.csv row (default 100)")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes (default 0 on CPU, 4 on CUDA)")
     speed_options(p, TRAIN_PRECISIONS)
     p.add_argument("--sampling", choices=SAMPLING_CHOICES, default="auto",
                    help="where patches are cut: device keeps the images on the GPU (auto: on CUDA, if they fit)")
@@ -450,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_integer, default=0)
     speed_options(p, TRAIN_PRECISIONS)
     p.add_argument("--amp", dest="precision", action="store_const", const="bf16", help="same as --precision bf16")
-    p.add_argument("--workers", type=_integer, default=0, help="DataLoader worker processes (default 0)")
+    p.add_argument("--workers", type=_integer, help="DataLoader worker processes (default 0 on CPU, 4 on CUDA)")
     p.add_argument("--checkpoint-every", type=_positive_int, default=1000)
     p.add_argument("--log-every", type=_positive_int, default=100)
     p.add_argument("--val-hr", help="held-out HR folder for periodic validation PSNR")

@@ -127,6 +127,14 @@ class IterationBatches(Sampler):
             yield list(range(t * b, (t + 1) * b))
 
 
+def loader_workers(workers: int | None, device: torch.device) -> int:
+    """``--workers`` as given, or by default none on CPU (no gain on few cores, simpler to debug)
+    and 4 on CUDA, where assembling batches in the main thread would leave the GPU waiting."""
+    if workers is not None:
+        return workers
+    return 4 if device.type == "cuda" else 0
+
+
 def patch_loader(dataset: Dataset, start: int, stop: int, batch_size: int, workers: int, pin: bool) -> DataLoader:
     # A private generator: otherwise each new DataLoader iterator draws its base seed from torch's
     # global RNG, so a resumed run (two loaders) would leave that RNG, which checkpoints save and

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adl.choices import SR_MODELS
-from adl.data import load_images, patch_loader
+from adl.data import load_images, loader_workers, patch_loader
 from adl.device import resolve_device
 from adl.fastpath import resolve_fast_path
 from adl.errors import AdlError
@@ -86,7 +86,7 @@ class SROptions:
     device: str = "auto"
     precision: str = "auto"  # adl.fastpath: fp32 on CPU, bf16 and the other levers on CUDA
     compile: str = "auto"
-    workers: int = 0
+    workers: int | None = None  # DataLoader processes; None: 0 on CPU, 4 on CUDA (adl.data.loader_workers)
     checkpoint_every: int = 1000
     log_every: int = 100
     val_hr: str | None = None
@@ -106,7 +106,7 @@ class SROptions:
             if getattr(o, name) < 1:
                 raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
         for name in ("decay_at", "workers", "seed", "val_every"):
-            if getattr(o, name) < 0:
+            if getattr(o, name) is not None and getattr(o, name) < 0:
                 raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must not be negative")
         if o.hr_patch % o.scale:
             raise AdlError(f"--hr-patch {o.hr_patch}: must be a multiple of the scale {o.scale}")
@@ -209,7 +209,8 @@ class SRTrainer(TrainingRun):
     # -- the loop ----------------------------------------------------------------------------------
     def batches(self):
         o = self.o
-        return patch_loader(self.dataset, self.iteration, o.iterations, o.batch_size, o.workers,
+        return patch_loader(self.dataset, self.iteration, o.iterations, o.batch_size,
+                            loader_workers(o.workers, self.device),
                             pin=self.device.type == "cuda")
 
     def summary_extras(self) -> dict:

@@ -24,7 +24,8 @@ import torch
 
 from adl.atomic import atomic_path
 from adl.choices import SAMPLING_CHOICES
-from adl.data import ResidentImages, UnpairedPatches, UnpairedPositions, load_images, patch_loader, to_unit_range
+from adl.data import (ResidentImages, UnpairedPatches, UnpairedPositions, load_images, loader_workers, patch_loader,
+                      to_unit_range)
 from adl.device import resolve_device
 from adl.fastpath import FastPath, resolve_fast_path
 from adl.downsampling import CHECKPOINT_KIND, UnitRangeDownsampler, apply_downsampler
@@ -72,7 +73,7 @@ class DownsamplerOptions:
     device: str = "auto"
     checkpoint_every: int | None = None  # 1 epoch
     log_every: int = 100
-    workers: int = 0
+    workers: int | None = None  # DataLoader processes; None: 0 on CPU, 4 on CUDA (adl.data.loader_workers)
     precision: str = "auto"  # adl.fastpath: fp32 on CPU, bf16 and the other levers on CUDA
     compile: str = "auto"
     sampling: str = "auto"  # where patches are cut: "device" keeps the images on the GPU
@@ -99,7 +100,7 @@ class DownsamplerOptions:
         if o.iterations < 1:  # 0 would "finish" at once and report a checkpoint that was never written
             raise AdlError(f"--iterations {o.iterations}: must be at least 1")
         for name in ("warmup", "workers", "seed"):
-            if getattr(o, name) < 0:
+            if getattr(o, name) is not None and getattr(o, name) < 0:
                 raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must not be negative")
         if o.hr_patch != o.lr_patch * o.scale:
             log.warning("--hr-patch %d is not --lr-patch × scale (%d): D sees G(HR) and LR patches of different sizes",
@@ -223,7 +224,8 @@ class DownsamplerTrainer(TrainingRun):
                                         o.hr_patch, o.lr_patch, o.seed)
         else:
             dataset = UnpairedPatches(self.hr_images, self.lr_images, o.hr_patch, o.lr_patch, o.seed)
-        return patch_loader(dataset, self.iteration, o.iterations, o.batch_size, o.workers,
+        return patch_loader(dataset, self.iteration, o.iterations, o.batch_size,
+                            loader_workers(o.workers, self.device),
                             pin=self.device.type == "cuda")
 
     def before_step(self) -> None:
