@@ -48,8 +48,8 @@ def make_images(folder: Path, count: int, height: int, width: int) -> None:
         write_png(folder / f"{i:04d}.png", np.ascontiguousarray(image))
 
 
-def make_model(folder: Path, width: int) -> tuple[Path, Path]:
-    """A downsampler run folder (checkpoint) and its ONNX export."""
+def make_model(folder: Path, width: int, onnx: bool) -> tuple[Path, Path | None]:
+    """A downsampler run folder (checkpoint) and, if ``onnx``, its ONNX export."""
     from adl.downsampling import CHECKPOINT_KIND
     from adl.export import export_onnx
     from adl.nets import Downsampler
@@ -59,6 +59,8 @@ def make_model(folder: Path, width: int) -> tuple[Path, Path]:
     run.mkdir(parents=True)
     config = {"width": width, "scale": 2}
     torch.save({"kind": CHECKPOINT_KIND, "config": config, "G": Downsampler(width).state_dict()}, run / "checkpoint.pt")
+    if not onnx:
+        return run, None
     onnx_path = folder / "model.onnx"
     export_onnx(run, onnx_path)
     return run, onnx_path
@@ -112,7 +114,7 @@ def main() -> None:
     counts = [int(c) for c in args.counts.split(",")]
     with tempfile.TemporaryDirectory(prefix="adl-bench-") as work:
         work = Path(work)
-        run, onnx_path = make_model(work, args.width)
+        run, onnx_path = make_model(work, args.width, onnx="onnxruntime" in args.variants)
         make_images(work / "hr", max(counts), height, width)
         card = torch.cuda.get_device_name() if cuda else "CPU"
         print(f"torch {torch.__version__}, {card}, {os.cpu_count()} CPUs, device {args.device}, G width {args.width}, "
