@@ -45,8 +45,9 @@ class UnitRangeDownsampler(nn.Module):
 
 
 def image_tensor(image: torch.Tensor) -> torch.Tensor:
-    """H×W×3 uint8 (on any device) → 1×3×H×W float32 in [-1, 1], NCHW-contiguous."""
-    return image.permute(2, 0, 1)[None].float().div_(127.5).sub_(1.0).contiguous()
+    """H×W×3 uint8 (on any device) → 1×3×H×W float32 in [-1, 1], a channels_last-strided view
+    of the pixels: callers choose the memory format with one copy (or none)."""
+    return image.permute(2, 0, 1)[None].float().div_(127.5).sub_(1.0)
 
 
 def uint8_image(y: torch.Tensor) -> torch.Tensor:
@@ -65,7 +66,7 @@ def downsample_image(model: nn.Module, image: np.ndarray, scale: int, device: to
     h, w = image.shape[:2]
     image = image[: h - h % scale, : w - w % scale]
     check_downsampler_input(image.shape[0], image.shape[1], scale)
-    x = image_tensor(torch.from_numpy(np.ascontiguousarray(image)).to(device))
+    x = image_tensor(torch.from_numpy(np.ascontiguousarray(image)).to(device)).contiguous()  # NCHW: the exact path
     with torch.no_grad():
         y = apply_downsampler(model, x, scale)
     return uint8_image(y).cpu().numpy()

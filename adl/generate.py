@@ -63,14 +63,6 @@ class GenerateOptions:
 # A backend's ``submit(image)`` starts G on one HxWx3 uint8 image (cropped to a multiple of the
 # scale) and returns a future whose ``result()`` is the LR image: several images can be in flight,
 # so decoding, inference and writing overlap.
-class _Done:
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
-
-
 class _CopyBack:
     """A uint8 LR image on its way from the GPU into pinned host memory."""
 
@@ -119,7 +111,9 @@ class TorchBackend:
         with torch.inference_mode(), self.fast.autocast():
             lr = uint8_image(apply_downsampler(self.run, x, self.scale))
         if not self.cuda:
-            return _Done(lr.numpy())
+            done = cf.Future()
+            done.set_result(lr.numpy())
+            return done
         host = torch.empty(lr.shape, dtype=torch.uint8, pin_memory=True)
         host.copy_(lr, non_blocking=True)
         event = torch.cuda.Event()
@@ -433,6 +427,7 @@ def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, 
         log.info("resuming: %d of %d shards already written", len(done), shards)
     buffers: dict[int, list] = {}
     writes: deque = deque()
+    written: dict[str, dict] = {}
     images = ((index, path, hr) for index, (path, hr) in zip(needed, _decoded([paths[i] for i in needed], o.workers)))
     with _writer_pool(o.writers) as writer:
         bar = progress(total=len(needed), desc=f"generate ({backend.name})", unit="img")
@@ -446,20 +441,24 @@ def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, 
                 if len(buffers[k]) == min(o.shard_size, total - k * o.shard_size):
                     rows = sorted(buffers.pop(k), key=lambda r: r[0])
                     while len(writes) > max(1, o.writers):  # a bounded number in flight: memory stays flat
-                        writes.popleft().result()
+                        entry = writes.popleft().result()
+                        written[entry["file"]] = entry
                     writes.append(writer.submit(
                         write_shard, out / shard_name(k), np.stack([r[3] for r in rows]),
                         np.stack([r[4] for r in rows]), [r[1] for r in rows],
                         np.array([r[2] for r in rows], dtype=np.int32), s, model_sha))
             bar.update(1)
         for w in writes:
-            w.result()
+            entry = w.result()
+            written[entry["file"]] = entry
         bar.close()
     entries = []
     for k in progress(range(shards), desc="checksums", unit="shard", leave=False):
         path = out / shard_name(k)
-        entries.append({"file": path.name, "samples": min(o.shard_size, total - k * o.shard_size),
-                        "bytes": path.stat().st_size, "sha256": file_sha256(path)})
+        # Shards of this run were hashed by their writer; only those of an earlier run are read again.
+        entry = written.get(path.name) or {"file": path.name, "samples": min(o.shard_size, total - k * o.shard_size),
+                                           "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+        entries.append(entry)
     return {"shards": entries, "total_samples": total}
 
 
