@@ -8,3 +8,6 @@ TRAIN_PRECISIONS = ("auto", "fp32", "bf16")  # fp16 training would need loss sca
 INFER_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 COMPILE_CHOICES = ("auto", "off", "on", "cudagraphs")
 SAMPLING_CHOICES = ("auto", "host", "device")
+
+# The discriminator's normalisation (adl.nets.discriminator): "none" is what the official code runs.
+DISC_NORMS = ("none", "instance")

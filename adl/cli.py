@@ -167,7 +167,7 @@ def cmd_split(args) -> None:
     from adl.split import run_split
 
     options = {key: getattr(args, key) for key in ("root", "hr_range", "lr_range", "test_range",
-                                                   "hr", "lr", "test_hr", "test_lr")}
+                                                   "hr", "lr", "test_hr", "test_lr", "tile")}
     folders = run_split(args.protocol, args.output, **options)
     counts = {folder: sum(not p.name.startswith(".") for p in folder.iterdir()) for folder in folders.values()}
     print("wrote " + ", ".join(f"{folder} ({count})" for folder, count in counts.items()))
@@ -323,7 +323,7 @@ def cmd_sample_data(args) -> None:
     from adl.kernels import resolve_kernel
     from adl.sample_data import write_sample_protocol
 
-    folders = write_sample_protocol(args.output, resolve_kernel(args.kernel, args.scale), args.scale)
+    folders = write_sample_protocol(args.output, resolve_kernel(args.kernel, args.scale), args.scale, args.tile)
     print("wrote " + ", ".join(str(f) for f in folders.values()))
 
 
@@ -345,7 +345,7 @@ def _refuse_same_folder(src: Path, dst: Path) -> None:
 
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from adl.choices import (COMPILE_CHOICES, DATA_LOSSES, DEVICE_CHOICES, INFER_PRECISIONS, SAMPLING_CHOICES, SR_MODELS,
+    from adl.choices import (COMPILE_CHOICES, DATA_LOSSES, DEVICE_CHOICES, DISC_NORMS, INFER_PRECISIONS, SAMPLING_CHOICES, SR_MODELS,
                              TRAIN_PRECISIONS)
     from adl.kernels import KERNEL_NAMES
 
@@ -373,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="folder; hr/, lr/, test_hr/, test_lr/ are written in it")
     p.add_argument("--scale", type=_scale, default=2)
     p.add_argument("--kernel", default="k3", help=f"true kernel: {'|'.join(KERNEL_NAMES)} or a .npy (default k3)")
+    p.add_argument("--tile", type=_positive_int,
+                   help="cut the training photos into TILE×TILE tiles shared at random between hr/ and lr/")
     p.set_defaults(func=cmd_sample_data)
 
     p = sub.add_parser("degrade", help="(HR ∗ k)↓s for every image of a folder")
@@ -401,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel-size", type=_positive_int, help="ADL: retrieved kernel size (default 10 × scale)")
     p.add_argument("--width", type=_positive_int, default=64, help="G feature width (default 64)")
     p.add_argument("--disc-width", type=_positive_int, default=64, help="D base width (default 64)")
+    p.add_argument("--disc-norm", choices=DISC_NORMS, default="none",
+                   help="D's normalisation: none, as the official code runs it (default), or instance (method.md §3)")
     p.add_argument("--lr-rate", type=float, default=5e-5, help="Adam learning rate (default 5e-5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=_positive_int, help="iterations between checkpoints (default 1 epoch)")
@@ -409,6 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
     speed_options(p, TRAIN_PRECISIONS)
     p.add_argument("--sampling", choices=SAMPLING_CHOICES, default="auto",
                    help="where patches are cut: device keeps the images on the GPU (auto: on CUDA, if they fit)")
+    p.add_argument("--val-hr", help="validation HR folder: log.csv gets LR PSNR of G(val HR) vs --val-lr (shave 8)")
+    p.add_argument("--val-lr", help="the true LR of --val-hr, matched by file name")
+    p.add_argument("--true-kernel", help=f"{'|'.join(KERNEL_NAMES)} or .npy: also log the similarity of kernels "
+                                         "retrieved from G (and of each ADL kernel) to it")
+    p.add_argument("--val-every", type=_positive_int, help="iterations between validations (default --log-every)")
     device_option(p)
     p.set_defaults(func=cmd_train_downsampler)
 
@@ -521,6 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hr-range", help="div2k: HR images (default 1-400)")
     p.add_argument("--lr-range", help="div2k: images degraded into the LR set (default 401-800)")
     p.add_argument("--test-range", help="div2k: test images (default 801-900)")
+    p.add_argument("--tile", type=_positive_int,
+                   help="sample: cut the training photos into TILE×TILE tiles shared at random between HR and LR "
+                        "(one content distribution for both sides; docs/fidelity.md)")
     p.add_argument("--hr", help="folders: HR images, a folder or a quoted glob pattern")
     p.add_argument("--lr", help="folders: real LR images, a folder or a quoted glob pattern")
     p.add_argument("--test-hr", help="folders: test HR images")

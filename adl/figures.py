@@ -7,6 +7,7 @@ The kernel and crop figures are plain pixel arrays (PIL only); the curves need m
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 from pathlib import Path
@@ -146,8 +147,22 @@ def read_log(path: str | os.PathLike) -> dict[str, tuple[list[float], list[float
     return series
 
 
+def _data_term(log_path: Path) -> str | None:
+    """The data term a downsampler run folder's config.json records beside its log, if any."""
+    try:
+        options = json.loads((log_path.parent / "config.json").read_text()).get("options", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    term = options.get("data_loss") if isinstance(options, dict) else None
+    return term if isinstance(term, str) else None
+
+
 def legend_names(paths: list[Path]) -> list[str]:
-    """Each file's parent folder name, with more parent folders where that alone is ambiguous."""
+    """Each run's data term (``adl``) where every log has a distinct one; otherwise each file's parent
+    folder name, with more parent folders where that alone is ambiguous."""
+    terms = [_data_term(Path(p)) for p in paths]
+    if None not in terms and len(set(terms)) == len(terms):
+        return terms
     parts = [Path(os.path.abspath(p)).parent.parts for p in paths]
     depth = 1
     while True:

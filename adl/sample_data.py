@@ -4,6 +4,11 @@ It mirrors the DIV2K protocol of method.md §8 at toy scale: disjoint photos for
 the LR set, and held-out crops for testing, all degraded with one known kernel so that the
 learned downsampler can be scored against the truth. sample_split chooses the crops (``adl split
 --protocol sample``); write_sample_protocol also degrades them (``adl sample-data``).
+
+With ``tile``, the training parts of all six photos are cut into tiles that a seeded coin assigns
+to the HR side or the LR side. The two sides then share one content distribution, as DIV2K's
+400 + 400 images do, while no pixel is on both sides; with three photos a side, the discriminator
+tells the sides apart by their subjects instead of their blur (docs/fidelity.md).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from adl.errors import AdlError
 from adl.imageio import crop_to_scale, write_png
 
 HR_PHOTOS = ("astronaut", "coffee", "motorcycle_left")
@@ -28,34 +34,50 @@ def sample_photos() -> dict[str, np.ndarray]:
     return {name: np.ascontiguousarray(image[..., :3]) for name, image in photos.items()}
 
 
-def sample_split(multiple: int) -> dict[str, dict[str, np.ndarray]]:
-    """The protocol's parts as {part: {photo name: crop}}, every crop's sides a multiple of ``multiple``.
+def sample_split(multiple: int, tile: int | None = None, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """The protocol's parts as {part: {name: crop}}, every crop's sides a multiple of ``multiple``.
 
     hr: the left parts of HR_PHOTOS; lr_source: the left parts of the other photos, which become the
     LR set once degraded; test_hr: the right parts of all photos. ``adl split`` uses multiple 4, so
     that ×2 and ×4 both divide the crops; write_sample_protocol uses its scale, as it always has.
+    With ``tile``, hr and lr_source instead hold the tile×tile tiles of every photo's left part,
+    each side chosen by a coin seeded with ``seed`` (named ``<photo>-<y>-<x>``).
     """
+    if tile is not None and (tile < 1 or tile % multiple):
+        raise AdlError(f"--tile {tile}: must be a positive multiple of {multiple}")
     parts: dict[str, dict[str, np.ndarray]] = {"hr": {}, "lr_source": {}, "test_hr": {}}
+    coin = np.random.default_rng(seed)
     for name, photo in sample_photos().items():
         # The cut sits on a multiple of 4·multiple, where it always was, so that the outputs of
         # write_sample_protocol (the demo's and the tests' data) did not move when this was factored out.
         cut = int(photo.shape[1] * TRAIN_FRACTION) // (4 * multiple) * (4 * multiple)
-        parts["hr" if name in HR_PHOTOS else "lr_source"][name] = crop_to_scale(photo[:, :cut], multiple)
+        train = crop_to_scale(photo[:, :cut], multiple)
         parts["test_hr"][name] = crop_to_scale(photo[:, cut:], multiple)
+        if tile is None:
+            parts["hr" if name in HR_PHOTOS else "lr_source"][name] = train
+            continue
+        for y in range(0, train.shape[0] - tile + 1, tile):
+            for x in range(0, train.shape[1] - tile + 1, tile):
+                side = "hr" if coin.random() < 0.5 else "lr_source"
+                parts[side][f"{name}-{y}-{x}"] = train[y : y + tile, x : x + tile]
+    if tile is not None and not (parts["hr"] and parts["lr_source"]):
+        raise AdlError(f"--tile {tile}: too large; the photos give no tiles for one side, use a smaller tile")
     return parts
 
 
-def write_sample_protocol(output: str | Path, kernel: np.ndarray, scale: int) -> dict[str, Path]:
+def write_sample_protocol(output: str | Path, kernel: np.ndarray, scale: int, tile: int | None = None,
+                          seed: int = 0) -> dict[str, Path]:
     """Write hr/, lr/, test_hr/ and test_lr/ under ``output``; returns the four folders.
 
-    The split of sample_split, degraded at once: lr/ holds (HR ∗ k)↓s of the photos that are not
-    in hr/, and test_lr/ is the true LR of test_hr/.
+    The split of sample_split, degraded at once: lr/ holds (HR ∗ k)↓s of the crops that are not
+    in hr/, and test_lr/ is the true LR of test_hr/. Each crop is degraded on its own, exactly as
+    ``adl degrade`` does in the workflow (replicate borders at tile edges included).
     """
     from adl.degradation import degrade  # torch: only the degrading half of this module needs it
 
     output = Path(output)
     folders = {name: output / name for name in ("hr", "lr", "test_hr", "test_lr")}
-    parts = sample_split(scale)
+    parts = sample_split(scale, tile, seed)
     for name, image in parts["hr"].items():
         write_png(folders["hr"] / f"{name}.png", image)
     for name, image in parts["lr_source"].items():

@@ -168,7 +168,7 @@ class SRTrainer(TrainingRun):
         if o.perceptual:
             from adl.nets import Discriminator
 
-            self.D = fast.prepare(Discriminator(o.disc_width))
+            self.D = fast.prepare(Discriminator(o.disc_width, "instance"))
             self.run_D = fast.compiled(self.D)
             self.opt_D = fast.adam(self.D.parameters(), o.lr_rate)
             self.schedule_D = torch.optim.lr_scheduler.MultiStepLR(self.opt_D, milestones=[o.decay_at], gamma=0.5)

@@ -28,10 +28,11 @@ from adl.data import (ResidentImages, UnpairedPatches, UnpairedPositions, load_i
                       to_unit_range)
 from adl.device import resolve_device
 from adl.fastpath import FastPath, resolve_fast_path
-from adl.downsampling import CHECKPOINT_KIND, UnitRangeDownsampler, apply_downsampler
+from adl.downsampling import CHECKPOINT_KIND, UnitRangeDownsampler, apply_downsampler, downsample_image
 from adl.errors import AdlError
-from adl.imageio import list_images, write_png
-from adl.kernels import kernel_picture
+from adl.imageio import crop_to_scale, list_images, pair_by_stem, read_image, write_png
+from adl.kernels import kernel_picture, resolve_kernel
+from adl.metrics import kernel_similarity, psnr
 from adl.losses import DATA_LOSSES, DataTerm, discriminator_loss, generator_adversarial_loss
 from adl.nets import Discriminator, Downsampler
 from adl.retrieval import default_kernel_size, retrieve_from_model
@@ -43,8 +44,10 @@ log = logging.getLogger(__name__)
 MIN_DISC_PATCH = 32  # four stride-2 reflection-padded layers, then a 2×2 conv
 RETRIEVAL_CROP = 1000  # method.md §5: each retrieval image is cropped to its top-left 1000×1000
 # Options that may change between a run and its resumption: they do not alter the result.
+# Validation only reads G, so it may be added, changed or dropped on resume too.
 RESUMABLE_OPTIONS = frozenset({"hr", "lr", "iterations", "checkpoint_every", "log_every", "device", "workers",
-                               "precision", "compile", "sampling"})
+                               "precision", "compile", "sampling", "val_hr", "val_lr", "true_kernel", "val_every"})
+VAL_SHAVE = 8  # method.md §1: Table 1 compares LR images after shaving 8 LR pixels per border
 RESIDENT_SHARE = 4  # images go to the GPU only if they take at most 1/4 of its free memory
 
 
@@ -68,6 +71,7 @@ class DownsamplerOptions:
     kernel_size: int | None = None  # 10 × scale
     width: int = 64
     disc_width: int = 64
+    disc_norm: str = "none"  # the official code's D (its options force dis_norm='None'); "instance": method.md §3
     lr_rate: float = 5e-5
     seed: int = 0
     device: str = "auto"
@@ -77,6 +81,10 @@ class DownsamplerOptions:
     precision: str = "auto"  # adl.fastpath: fp32 on CPU, bf16 and the other levers on CUDA
     compile: str = "auto"
     sampling: str = "auto"  # where patches are cut: "device" keeps the images on the GPU
+    val_hr: str | None = None  # validation HR folder; G(val HR) is scored against --val-lr (Table 1's metric)
+    val_lr: str | None = None  # the true LR of --val-hr, paired by file name
+    true_kernel: str | None = None  # k0..k4 or .npy: log the similarity of kernels retrieved from G to it
+    val_every: int | None = None  # iterations between validations (default --log-every)
 
     def resolved(self) -> "DownsamplerOptions":
         o = dataclasses.replace(self)
@@ -119,6 +127,13 @@ class DownsamplerOptions:
             raise AdlError(f"--lr-rate {o.lr_rate}: must be a positive number")
         if not (math.isfinite(o.alpha) and o.alpha >= 0):
             raise AdlError(f"--alpha {o.alpha}: must be a number, zero or more")
+        if (o.val_hr is None) != (o.val_lr is None):
+            raise AdlError("--val-hr and --val-lr: give both folders, or neither")
+        if o.val_hr is None and (o.true_kernel is not None or o.val_every is not None):
+            raise AdlError("--true-kernel and --val-every: need --val-hr and --val-lr")
+        o.val_every = o.log_every if o.val_every is None and o.val_hr is not None else o.val_every
+        if o.val_every is not None and o.val_every < 1:
+            raise AdlError(f"--val-every {o.val_every}: must be at least 1")
         return o
 
 
@@ -127,7 +142,8 @@ class DownsamplerTrainer(TrainingRun):
 
     kind = CHECKPOINT_KIND
     loss_names = ("loss_d", "loss_g_adv", "loss_data")
-    extra_columns = ("data_term",)
+    # Validation columns stay empty on rows without a validation (or a refresh, for the last one).
+    extra_columns = ("data_term", "val_lr_psnr", "val_kernel_similarity", "adl_kernel_similarity")
     resumable = RESUMABLE_OPTIONS
 
     def __init__(self, options: DownsamplerOptions, run_dir: str | os.PathLike, fast: FastPath | None = None):
@@ -146,10 +162,12 @@ class DownsamplerTrainer(TrainingRun):
         self.lr_images = load_images(lr_paths, o.lr_patch, "LR images", "--lr-patch")
         self.create_folder()
         self.resident = self._resident_images()
+        self.validation = Validation.load(o, self.device)
+        self._refreshed_kernel: np.ndarray | None = None  # retrieved since the last log row
 
         torch.manual_seed(o.seed)
         self.G = self.fast.prepare(Downsampler(o.width))
-        self.D = self.fast.prepare(Discriminator(o.disc_width))
+        self.D = self.fast.prepare(Discriminator(o.disc_width, o.disc_norm))
         self.run_G, self.run_D = self.fast.compiled(self.G), self.fast.compiled(self.D)
         self.opt_G = self.fast.adam(self.G.parameters(), o.lr_rate)
         self.opt_D = self.fast.adam(self.D.parameters(), o.lr_rate)
@@ -208,7 +226,7 @@ class DownsamplerTrainer(TrainingRun):
         with torch.no_grad():
             kernel = retrieve_from_model(UnitRangeDownsampler(self.G, scale), images, scale, self.o.kernel_size,
                                          len(images), crop=RETRIEVAL_CROP, device=self.device)
-        self.kernel = kernel
+        self.kernel = self._refreshed_kernel = kernel
         self.data_term.set_kernel(kernel)
         for name in (f"kernel_{self.iteration}.npy", "kernel.npy"):
             with atomic_path(self.run_dir / name) as tmp:
@@ -268,9 +286,64 @@ class DownsamplerTrainer(TrainingRun):
         self.opt_G.step()
         return torch.stack([loss_d.detach(), loss_adv.detach(), loss_data.detach()])
 
+    def row_due(self) -> bool:
+        return self.validation is not None and self.iteration % self.o.val_every == 0
+
     def row_extras(self) -> list:
         terms, self._terms_since_row = "+".join(sorted(self._terms_since_row)), set()
-        return [terms]
+        psnr_value = similarity = adl_similarity = ""
+        if self.row_due():
+            lr_psnr, kernel_sim = self.validation.score(self.G)
+            psnr_value = f"{lr_psnr:.4f}"
+            similarity = "" if kernel_sim is None else f"{kernel_sim:.4f}"
+        if self._refreshed_kernel is not None and self.validation is not None and self.validation.true_kernel is not None:
+            adl_similarity = f"{kernel_similarity(self._refreshed_kernel, self.validation.true_kernel):.4f}"
+        self._refreshed_kernel = None
+        return [terms, psnr_value, similarity, adl_similarity]
+
+
+class Validation:
+    """Table 1's metric during training: G(val HR) against the true val LR, and optionally the
+    similarity of the kernel retrieved from G (on the val HR images) to the true kernel.
+
+    It reads G under no_grad and draws no random numbers, so it never changes training.
+    """
+
+    def __init__(self, pairs: list[tuple[str, np.ndarray, np.ndarray]], true_kernel: np.ndarray | None,
+                 scale: int, kernel_size: int, device: torch.device):
+        self.pairs, self.true_kernel = pairs, true_kernel
+        self.scale, self.kernel_size, self.device = scale, kernel_size, device
+
+    @classmethod
+    def load(cls, o: DownsamplerOptions, device: torch.device) -> "Validation | None":
+        if o.val_hr is None:
+            return None
+        pairs = []
+        for hr_path, lr_path in pair_by_stem(list_images(o.val_hr, what="--val-hr"),
+                                             list_images(o.val_lr, what="--val-lr"), "--val-hr", "--val-lr"):
+            hr, lr = crop_to_scale(read_image(hr_path), o.scale), read_image(lr_path)
+            if lr.shape != (hr.shape[0] // o.scale, hr.shape[1] // o.scale, 3):
+                raise AdlError(f"{lr_path}: {lr.shape[1]}x{lr.shape[0]} is not {hr_path.name}'s size / {o.scale} "
+                               f"({hr.shape[1] // o.scale}x{hr.shape[0] // o.scale}); pass the true LR of --val-hr")
+            if min(lr.shape[:2]) <= 2 * VAL_SHAVE:
+                raise AdlError(f"{lr_path}: {lr.shape[1]}x{lr.shape[0]} leaves nothing after shaving {VAL_SHAVE} "
+                               f"pixels per border; use larger validation images")
+            pairs.append((hr_path.stem, hr, lr))
+        true_kernel = None if o.true_kernel is None else resolve_kernel(o.true_kernel, o.scale)
+        return cls(pairs, true_kernel, o.scale, o.kernel_size, device)
+
+    def score(self, G: torch.nn.Module) -> tuple[float, float | None]:
+        """(mean LR PSNR in dB, similarity of G's retrieved kernel to the true one or None)."""
+        values = [psnr(downsample_image(G, hr, self.scale, self.device), lr, VAL_SHAVE, name=name)
+                  for name, hr, lr in self.pairs]
+        finite = [v for v in values if math.isfinite(v)]
+        lr_psnr = sum(finite) / len(finite) if finite else math.inf
+        if self.true_kernel is None:
+            return lr_psnr, None
+        with torch.no_grad():
+            kernel = retrieve_from_model(UnitRangeDownsampler(G, self.scale), [hr for _, hr, _ in self.pairs],
+                                         self.scale, self.kernel_size, crop=RETRIEVAL_CROP, device=self.device)
+        return lr_psnr, kernel_similarity(kernel, self.true_kernel)
 
 
 def train_downsampler(options: DownsamplerOptions, run_dir: str | os.PathLike) -> Path:

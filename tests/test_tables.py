@@ -370,3 +370,15 @@ def test_curves_figure_one_subplot_per_numeric_column(tmp_path, capsys):
 def test_legend_names_grow_until_unique():
     assert legend_names([Path("r/x2/k1/adl/log.csv"), Path("r/x2/k2/adl/log.csv")]) == ["k1/adl", "k2/adl"]
     assert legend_names([Path("a/down/log.csv"), Path("a/sr/log.csv")]) == ["down", "sr"]
+
+
+def test_legend_names_are_the_data_terms_of_downsampler_runs(tmp_path):
+    """The workflow's folders are named down-<term>-<hash>: the legend names the term, unless two runs share it."""
+    paths = []
+    for folder, term in (("down-adl-6c9f46c5", "adl"), ("down-bicubic-6c9f46c5", "bicubic")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "config.json").write_text(json.dumps({"options": {"data_loss": term}}))
+        paths.append(tmp_path / folder / "log.csv")
+    assert legend_names(paths) == ["adl", "bicubic"]
+    (tmp_path / "down-bicubic-6c9f46c5" / "config.json").write_text(json.dumps({"options": {"data_loss": "adl"}}))
+    assert legend_names(paths) == ["down-adl-6c9f46c5", "down-bicubic-6c9f46c5"]

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from adl.cli import main
+from helpers import assert_one_error
 from adl.imageio import list_images, read_image
 
 TINY = ["--batch-size", "2", "--lr-patch", "32", "--width", "4", "--disc-width", "4",
@@ -196,3 +197,61 @@ def test_summary_marks_a_finished_run_and_goes_away_while_it_is_extended(unpaire
     assert not (run / "summary.json").exists()  # an unfinished run has no summary
     proc.kill()
     proc.communicate(timeout=60)
+
+
+def validation_args(sets) -> list[str]:
+    """The LR sources' HR crops and their true k3 LR: a validation set with a known kernel."""
+    return ["--val-hr", str(sets["src"]), "--val-lr", str(sets["lr"]), "--true-kernel", "k3", "--val-every", "3"]
+
+
+def test_validation_never_changes_training_and_resumes_bit_identically(unpaired_sets, tmp_path):
+    """A run without validation and a run with it, interrupted and resumed, end with the same bytes of G and D."""
+    plain, validated = tmp_path / "plain", tmp_path / "validated"
+    assert main(train_args(unpaired_sets, plain, 9)) == 0
+    assert main(train_args(unpaired_sets, validated, 5, extra=validation_args(unpaired_sets))) == 0
+    assert main(train_args(unpaired_sets, validated, 9, extra=validation_args(unpaired_sets))) == 0
+    assert_same_weights(load(plain), load(validated))
+    assert torch.equal(load(plain)["kernel"], load(validated)["kernel"])
+    rows = {int(r["iteration"]): r for r in log_rows(validated)}
+    assert sorted(rows) == [2, 3, 4, 5, 6, 8, 9]
+    assert {i for i, r in rows.items() if r["val_lr_psnr"]} == {3, 6, 9}
+    assert {i for i, r in rows.items() if r["val_kernel_similarity"]} == {3, 6, 9}
+    # Retrievals after iterations 2, 5 and 8 (warm-up 2, every 3): each shows up in the next row.
+    assert {i for i, r in rows.items() if r["adl_kernel_similarity"]} == {3, 6, 9}
+    assert all(0 < float(r["val_kernel_similarity"]) <= 1 for r in rows.values() if r["val_kernel_similarity"])
+
+
+def test_validation_metrics_equal_the_commands_that_compute_them(unpaired_sets, tmp_path):
+    """The logged LR PSNR and kernel similarity are those of `adl downsample` + `adl psnr --shave 8` and of
+    `adl retrieve-kernel` + kernel_similarity on the saved G, and the ADL column scores the saved kernel."""
+    from adl.kernels import synthetic_kernel
+    from adl.metrics import kernel_similarity
+
+    run = tmp_path / "run"
+    assert main(train_args(unpaired_sets, run, 6, extra=validation_args(unpaired_sets))) == 0
+    last = log_rows(run)[-1]
+    down, table, kernel = tmp_path / "down", tmp_path / "psnr.csv", tmp_path / "k.npy"
+    assert main(["-q", "downsample", "--checkpoint", str(run), "--input", str(unpaired_sets["src"]),
+                 "--output", str(down), "--device", "cpu"]) == 0
+    assert main(["-q", "psnr", "--pred", str(down), "--target", str(unpaired_sets["lr"]), "--shave", "8",
+                 "--csv", str(table)]) == 0
+    with open(table, newline="") as f:
+        mean = float(list(csv.reader(f))[-1][1])
+    assert float(last["val_lr_psnr"]) == pytest.approx(mean, abs=1e-3)
+    assert main(["-q", "retrieve-kernel", "--hr", str(unpaired_sets["src"]), "--checkpoint", str(run),
+                 "--kernel-size", "8", "--output", str(kernel), "--device", "cpu"]) == 0
+    truth = synthetic_kernel("k3", 2)
+    assert float(last["val_kernel_similarity"]) == pytest.approx(kernel_similarity(np.load(kernel), truth), abs=1e-4)
+    refresh = next(r for r in log_rows(run) if r["adl_kernel_similarity"])
+    assert refresh["iteration"] == "3"  # the kernel retrieved after iteration 2
+    assert float(refresh["adl_kernel_similarity"]) == pytest.approx(
+        kernel_similarity(np.load(run / "kernel_2.npy"), truth), abs=1e-4)
+
+
+def test_validation_options_are_checked_before_training(unpaired_sets, tmp_path, capsys):
+    base = train_args(unpaired_sets, tmp_path / "run", 2)[1:]
+    assert_one_error(capsys, [*base, "--val-hr", unpaired_sets["src"]], "--val-hr", "--val-lr")
+    assert_one_error(capsys, [*base, "--true-kernel", "k3"], "--true-kernel")
+    assert_one_error(capsys, [*base, "--val-hr", unpaired_sets["src"], "--val-lr", unpaired_sets["hr"]],
+                     "--val-hr")  # astronaut/coffee do not pair with chelsea/rocket
+    assert not (tmp_path / "run").exists()

@@ -9,26 +9,28 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from adl.choices import DISC_NORMS
 from adl.nets.downsampler import init_normal
 
 
-def disc_unit(c_in: int, c_out: int, kernel_size: int, stride: int) -> nn.Sequential:
-    """Reflection padding → conv → InstanceNorm → LeakyReLU(0.01); no spectral norm."""
-    return nn.Sequential(
-        nn.ReflectionPad2d(kernel_size // 2),
-        nn.Conv2d(c_in, c_out, kernel_size, stride=stride),
-        nn.InstanceNorm2d(c_out, affine=False),
-        nn.LeakyReLU(0.01, inplace=True),
-    )
+def disc_unit(c_in: int, c_out: int, kernel_size: int, stride: int, norm: str) -> nn.Sequential:
+    """Reflection padding → conv → [InstanceNorm] → LeakyReLU(0.01); no spectral norm."""
+    layers: list[nn.Module] = [nn.ReflectionPad2d(kernel_size // 2), nn.Conv2d(c_in, c_out, kernel_size, stride=stride)]
+    if norm == "instance":
+        layers.append(nn.InstanceNorm2d(c_out, affine=False))
+    layers.append(nn.LeakyReLU(0.01, inplace=True))
+    return nn.Sequential(*layers)
 
 
 class Discriminator(nn.Module):
-    def __init__(self, width: int = 64):
+    def __init__(self, width: int = 64, norm: str = "none"):
         super().__init__()
-        self.width = width
+        if norm not in DISC_NORMS:
+            raise ValueError(f"unknown discriminator norm {norm!r}; choose from {', '.join(DISC_NORMS)}")
+        self.width, self.norm = width, norm
         channels = [width * 2**i for i in range(5)]  # 64, 128, 256, 512, 1024
-        layers = [disc_unit(3, channels[0], 7, stride=1)]
-        layers += [disc_unit(a, b, 5, stride=2) for a, b in zip(channels, channels[1:])]
+        layers = [disc_unit(3, channels[0], 7, stride=1, norm=norm)]
+        layers += [disc_unit(a, b, 5, stride=2, norm=norm) for a, b in zip(channels, channels[1:])]
         layers.append(nn.Conv2d(channels[-1], 1, 2, stride=1))
         self.layers = nn.Sequential(*layers)
         init_normal(self)
