@@ -11,3 +11,5 @@ SAMPLING_CHOICES = ("auto", "host", "device")
 
 # The discriminator's normalisation (adl.nets.discriminator): "none" is what the official code runs.
 DISC_NORMS = ("none", "instance")
+# The downsampler network: "deep" is the paper's G; "linear" is one learnable kernel (a diagnostic).
+GENERATORS = ("deep", "linear")

@@ -345,7 +345,7 @@ def _refuse_same_folder(src: Path, dst: Path) -> None:
 
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from adl.choices import (COMPILE_CHOICES, DATA_LOSSES, DEVICE_CHOICES, DISC_NORMS, INFER_PRECISIONS, SAMPLING_CHOICES, SR_MODELS,
+    from adl.choices import (COMPILE_CHOICES, DATA_LOSSES, DEVICE_CHOICES, DISC_NORMS, GENERATORS, INFER_PRECISIONS, SAMPLING_CHOICES, SR_MODELS,
                              TRAIN_PRECISIONS)
     from adl.kernels import KERNEL_NAMES
 
@@ -402,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrieval-images", type=_positive_int, default=50, help="ADL: HR images per retrieval")
     p.add_argument("--kernel-size", type=_positive_int, help="ADL: retrieved kernel size (default 10 × scale)")
     p.add_argument("--width", type=_positive_int, default=64, help="G feature width (default 64)")
+    p.add_argument("--generator", choices=GENERATORS, default="deep",
+                   help="deep: the paper's G (default); linear: one learnable kernel, a diagnostic of the adversarial "
+                        "pipeline (docs/fidelity.md)")
     p.add_argument("--disc-width", type=_positive_int, default=64, help="D base width (default 64)")
     p.add_argument("--disc-norm", choices=DISC_NORMS, default="none",
                    help="D's normalisation: none, as the official code runs it (default), or instance (method.md §3)")

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from adl.errors import AdlError
-from adl.nets import Downsampler
+from adl.nets.downsampler import Downsampler, build_downsampler
 from adl.scales import min_input_size, repetitions
 
 CHECKPOINT_KIND = "adl-downsampler"
@@ -82,7 +82,7 @@ def load_downsampler(path: str | Path, device: torch.device, option: str = "--ch
     ckpt, path = read_checkpoint(path, CHECKPOINT_KIND, "downsampler", option)
     try:
         config = ckpt["config"]
-        model = Downsampler(width=config["width"])
+        model = build_downsampler(config.get("generator", "deep"), config["width"])
         model.load_state_dict(ckpt["G"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # missing entries, or weights of another shape
         raise AdlError(f"{option} {path}: incomplete or damaged downsampler checkpoint "

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from adl.atomic import atomic_path
-from adl.choices import SAMPLING_CHOICES
+from adl.choices import DISC_NORMS, GENERATORS, SAMPLING_CHOICES
 from adl.data import (ResidentImages, UnpairedPatches, UnpairedPositions, load_images, loader_workers, patch_loader,
                       to_unit_range)
 from adl.device import resolve_device
@@ -34,7 +34,8 @@ from adl.imageio import crop_to_scale, list_images, pair_by_stem, read_image, wr
 from adl.kernels import kernel_picture, resolve_kernel
 from adl.metrics import kernel_similarity, psnr
 from adl.losses import DATA_LOSSES, DataTerm, discriminator_loss, generator_adversarial_loss
-from adl.nets import Discriminator, Downsampler
+from adl.nets import Discriminator
+from adl.nets.downsampler import build_downsampler
 from adl.retrieval import default_kernel_size, retrieve_from_model
 from adl.runs import TrainingRun, data_fingerprint
 from adl.scales import repetitions
@@ -70,6 +71,7 @@ class DownsamplerOptions:
     retrieval_images: int = 50
     kernel_size: int | None = None  # 10 × scale
     width: int = 64
+    generator: str = "deep"  # "linear": one learnable kernel instead of G, a diagnostic (adl.nets.linear)
     disc_width: int = 64
     disc_norm: str = "none"  # the official code's D (its options force dis_norm='None'); "instance": method.md §3
     lr_rate: float = 5e-5
@@ -91,6 +93,10 @@ class DownsamplerOptions:
         if o.data_loss not in DATA_LOSSES:
             raise AdlError(f"--data-loss {o.data_loss}: unknown; choose from {', '.join(DATA_LOSSES)}")
         repetitions(o.scale)
+        if o.generator not in GENERATORS:
+            raise AdlError(f"--generator {o.generator}: choose from {', '.join(GENERATORS)}")
+        if o.disc_norm not in DISC_NORMS:
+            raise AdlError(f"--disc-norm {o.disc_norm}: choose from {', '.join(DISC_NORMS)}")
         if o.sampling not in SAMPLING_CHOICES:
             raise AdlError(f"--sampling {o.sampling}: choose from {', '.join(SAMPLING_CHOICES)}")
         e = o.epoch_length
@@ -166,7 +172,7 @@ class DownsamplerTrainer(TrainingRun):
         self._refreshed_kernel: np.ndarray | None = None  # retrieved since the last log row
 
         torch.manual_seed(o.seed)
-        self.G = self.fast.prepare(Downsampler(o.width))
+        self.G = self.fast.prepare(build_downsampler(o.generator, o.width))
         self.D = self.fast.prepare(Discriminator(o.disc_width, o.disc_norm))
         self.run_G, self.run_D = self.fast.compiled(self.G), self.fast.compiled(self.D)
         self.opt_G = self.fast.adam(self.G.parameters(), o.lr_rate)

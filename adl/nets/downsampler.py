@@ -71,3 +71,14 @@ def init_normal(module: nn.Module, std: float = 0.02) -> None:
             nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def build_downsampler(generator: str, width: int) -> nn.Module:
+    """The G a run's options name: the paper's network, or the one-kernel diagnostic (adl.nets.linear)."""
+    if generator == "linear":
+        from adl.nets.linear import LinearDownsampler
+
+        return LinearDownsampler(width)
+    if generator != "deep":
+        raise ValueError(f"unknown generator {generator!r}")
+    return Downsampler(width)

@@ -75,7 +75,7 @@ def split_options():
         )
     if PROTOCOL == "folders":
         return cli_options({k: p[k] for k in ("hr", "lr", "test_hr", "test_lr")})
-    return ""
+    return cli_options({k: p[k] for k in ("tile",) if k in p})
 
 
 def folder(path):
@@ -108,6 +108,25 @@ def test_lr(wildcards):
     if PROTOCOL == "folders":
         return f"resources/{DATASET}/split/test_lr.txt"
     return f"resources/{DATASET}/x{wildcards.scale}/{wildcards.kernel}/test_hr_lr"
+
+
+def validation_inputs(wildcards):
+    """Synthetic protocols validate G on the test split, whose true LR and kernel are known."""
+    if not SYNTHETIC:
+        return {}
+    return {"val_hr": f"resources/{DATASET}/split/test_hr.txt", "val_lr": test_lr(wildcards)}
+
+
+def validation_options(wildcards, input):
+    if not SYNTHETIC:
+        return ""
+    return cli_options(
+        {
+            "val_hr": folder(input.val_hr),
+            "val_lr": input.val_lr,
+            "true_kernel": true_kernel(wildcards),
+        }
+    )
 
 
 def down_dir(scale, kernel, loss):

@@ -3,6 +3,7 @@
 
 rule train_downsampler:
     input:
+        unpack(validation_inputs),
         hr=f"resources/{DATASET}/split/hr.txt",
         lr=train_lr,
     output:
@@ -23,10 +24,11 @@ rule train_downsampler:
         lr=lambda w, input: folder(input.lr),
         device=DEVICE,
         options=cli_options(config["downsampler"]["options"]),
+        validation=validation_options,
     shell:
         "OMP_NUM_THREADS={threads} adl -q train-downsampler --hr {params.hr} --lr {params.lr} "
         "--scale {wildcards.scale} --data-loss {wildcards.loss} --output {params.run} "
-        "--device {params.device} {params.options} > {log} 2>&1"
+        "--device {params.device} {params.options} {params.validation} > {log} 2>&1"
 
 
 rule lr_psnr:
