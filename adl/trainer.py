@@ -166,9 +166,9 @@ class DownsamplerTrainer(TrainingRun):
         self.check_folder()  # refuse changed options before decoding anything
         self.hr_images = load_images(hr_paths, o.hr_patch, "HR images", "--hr-patch")
         self.lr_images = load_images(lr_paths, o.lr_patch, "LR images", "--lr-patch")
+        self.validation = Validation.load(o, self.device)  # bad validation input is refused before the folder exists
         self.create_folder()
         self.resident = self._resident_images()
-        self.validation = Validation.load(o, self.device)
         self._refreshed_kernel: np.ndarray | None = None  # retrieved since the last log row
 
         torch.manual_seed(o.seed)

@@ -239,7 +239,7 @@ def test_validation_metrics_equal_the_commands_that_compute_them(unpaired_sets, 
         mean = float(list(csv.reader(f))[-1][1])
     assert float(last["val_lr_psnr"]) == pytest.approx(mean, abs=1e-3)
     assert main(["-q", "retrieve-kernel", "--hr", str(unpaired_sets["src"]), "--checkpoint", str(run),
-                 "--kernel-size", "8", "--output", str(kernel), "--device", "cpu"]) == 0
+                 "--size", "8", "--output", str(kernel), "--device", "cpu"]) == 0
     truth = synthetic_kernel("k3", 2)
     assert float(last["val_kernel_similarity"]) == pytest.approx(kernel_similarity(np.load(kernel), truth), abs=1e-4)
     refresh = next(r for r in log_rows(run) if r["adl_kernel_similarity"])
