@@ -7,7 +7,14 @@ from snakemake.utils import min_version, validate
 min_version("8.0")
 
 
-configfile: "config/config.yaml"
+# Configuration layers, lowest first (config/README.md): the schema's defaults, which are the
+# paper's settings (method.md §6-§8); then each --configfile; then --config. The embedded default,
+# a CPU smoke run, is read only when no --configfile is given: Snakemake merges a --configfile into
+# the Snakefile's configfile key by key, so the smoke run's tiny options would otherwise leak into
+# every protocol that leaves an option out. A module's config (module ... config:) skips it too.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -18,6 +25,10 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/downsampler.smk"
 include: "workflow/rules/sr.smk"
 include: "workflow/rules/report.smk"
+
+
+localrules:
+    all,
 
 
 # The default target: everything the report shows. It lives here because Snakemake takes its

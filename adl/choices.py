@@ -8,6 +8,13 @@ TRAIN_PRECISIONS = ("auto", "fp32", "bf16")  # fp16 training would need loss sca
 INFER_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 COMPILE_CHOICES = ("auto", "off", "on", "cudagraphs")
 SAMPLING_CHOICES = ("auto", "host", "device")
+SCALES = (2, 4)
+
+# Help texts of options that several commands share (adl.options declares each option once, per command).
+DEVICE_HELP = f"{', '.join(DEVICE_CHOICES)} or cuda:N"
+PRECISION_HELP = ("auto: fp32 on CPU; on CUDA low precision with the other speed levers (docs/performance.md). "
+                  "fp32 is the exact path")
+COMPILE_HELP = "torch.compile the networks (auto: on CUDA with low precision; cudagraphs adds CUDA graphs)"
 
 # The discriminator's normalisation (adl.nets.discriminator): "none" is what the official code runs.
 DISC_NORMS = ("none", "instance")

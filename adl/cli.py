@@ -14,6 +14,8 @@ from pathlib import Path
 
 import adl
 from adl.errors import AdlError
+from adl.options import integer as _integer
+from adl.options import positive_int as _positive_int
 
 log = logging.getLogger("adl")
 
@@ -25,19 +27,35 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        # argparse would say "invalid _positive_int value", naming our function instead of the problem.
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+class OptionsParser(OneLineParser):
+    """A subcommand whose options are the fields of a dataclass (adl.options). The module holding
+    the dataclass is imported only when that subcommand is parsed, so that `adl psnr` or the ONNX
+    Runtime path of `adl generate` never import torch."""
+
+    def __init__(self, *args, options: str | None = None, extra=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pending = (options, extra) if options else None
+
+    def populate(self) -> None:
+        if self._pending:
+            (path, extra), self._pending = self._pending, None
+            from adl.options import add_options
+
+            add_options(self, _dataclass(path))
+            if extra:
+                extra(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.populate()
+        return super().parse_known_args(args, namespace)
 
 
-def _positive_int(text: str) -> int:
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-    return value
+def _dataclass(path: str):
+    """"adl.trainer:DownsamplerOptions" -> the class."""
+    import importlib
+
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _scale(text: str) -> int:
@@ -105,20 +123,18 @@ def cmd_downsample(args) -> None:
 
 
 def cmd_train_downsampler(args) -> None:
+    from adl.options import from_args
     from adl.trainer import DownsamplerOptions, train_downsampler
 
-    fields = DownsamplerOptions.__dataclass_fields__
-    options = DownsamplerOptions(**{k: v for k, v in vars(args).items() if k in fields})
-    path = train_downsampler(options, args.output)
+    path = train_downsampler(from_args(DownsamplerOptions, args), args.output)
     print(f"checkpoint: {path}")
 
 
 def cmd_train_sr(args) -> None:
+    from adl.options import from_args
     from adl.sr_trainer import SROptions, train_sr
 
-    fields = SROptions.__dataclass_fields__
-    options = SROptions(**{k: v for k, v in vars(args).items() if k in fields})
-    path = train_sr(options, args.output)
+    path = train_sr(from_args(SROptions, args), args.output)
     print(f"checkpoint: {path}")
 
 
@@ -150,9 +166,9 @@ def cmd_export(args) -> None:
 
 def cmd_generate(args) -> None:
     from adl.generate import GenerateOptions, generate
+    from adl.options import from_args
 
-    fields = GenerateOptions.__dataclass_fields__
-    manifest = generate(GenerateOptions(**{k: v for k, v in vars(args).items() if k in fields}))
+    manifest = generate(from_args(GenerateOptions, args))
     print(f"{manifest['total_samples']} pair(s) in {args.output} (provider {manifest['provider']})")
 
 
@@ -344,25 +360,22 @@ def _refuse_same_folder(src: Path, dst: Path) -> None:
 
 
 # -- parser --------------------------------------------------------------------------------------
+def _train_sr_extra(p) -> None:
+    p.add_argument("--output", required=True, help="RUN_DIR; an existing one is resumed")
+    p.add_argument("--amp", dest="precision", action="store_const", const="bf16", help="same as --precision bf16")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from adl.choices import (COMPILE_CHOICES, DATA_LOSSES, DEVICE_CHOICES, DISC_NORMS, GENERATORS, INFER_PRECISIONS, SAMPLING_CHOICES, SR_MODELS,
-                             TRAIN_PRECISIONS)
+    from adl.choices import DEVICE_HELP
     from adl.kernels import KERNEL_NAMES
 
     parser = OneLineParser(prog="adl", description="Adaptive downsampling models for real-world super-resolution.")
     parser.add_argument("--version", action="version", version=f"adl {adl.__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OptionsParser)
 
     def device_option(p):
-        p.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default auto)")
-
-    def speed_options(p, precisions):
-        p.add_argument("--precision", choices=precisions, default="auto",
-                       help="auto: fp32 on CPU; on CUDA low precision with the other speed levers "
-                            "(docs/performance.md). fp32 is the exact path")
-        p.add_argument("--compile", choices=COMPILE_CHOICES, default="auto",
-                       help="torch.compile the networks (auto: on CUDA with low precision; cudagraphs adds CUDA graphs)")
+        p.add_argument("--device", default="auto", help=f"{DEVICE_HELP} (default auto)")
 
     p = sub.add_parser("kernels", help="write the synthetic kernels k0–k4 as .npy and .png")
     p.add_argument("--scale", type=_scale, required=True)
@@ -385,43 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     device_option(p)
     p.set_defaults(func=cmd_degrade)
 
-    p = sub.add_parser("train-downsampler", help="learn G from unpaired HR and LR images (Algorithm 1)")
-    p.add_argument("--hr", required=True, help="folder of HR images")
-    p.add_argument("--lr", required=True, help="folder of (unpaired) target LR images")
-    p.add_argument("--scale", type=_scale, default=2, help="2, or 4 for G applied twice (default 2)")
-    p.add_argument("--data-loss", choices=DATA_LOSSES, default="adl")
-    p.add_argument("--output", required=True, help="RUN_DIR; an existing one is resumed")
-    p.add_argument("--iterations", type=int, help="total iterations (default 80 epochs)")
-    p.add_argument("--epoch-length", type=_positive_int, default=1741, help="iterations per epoch (default 1741)")
-    p.add_argument("--batch-size", type=_positive_int, default=24)
-    p.add_argument("--hr-patch", type=_positive_int, help="HR crop size (default lr-patch × scale)")
-    p.add_argument("--lr-patch", type=_positive_int, default=64)
-    p.add_argument("--alpha", type=float, help="data-term weight (default 100 for adl, 200 otherwise)")
-    p.add_argument("--warmup", type=int, help="ADL: LFL iterations before the first retrieval (default 10 epochs)")
-    p.add_argument("--update-every", type=_positive_int, help="ADL: iterations between retrievals (default 10 epochs)")
-    p.add_argument("--retrieval-images", type=_positive_int, default=50, help="ADL: HR images per retrieval")
-    p.add_argument("--kernel-size", type=_positive_int, help="ADL: retrieved kernel size (default 10 × scale)")
-    p.add_argument("--width", type=_positive_int, default=64, help="G feature width (default 64)")
-    p.add_argument("--generator", choices=GENERATORS, default="deep",
-                   help="deep: the paper's G (default); linear: one learnable kernel, a diagnostic of the adversarial "
-                        "pipeline (docs/fidelity.md)")
-    p.add_argument("--disc-width", type=_positive_int, default=64, help="D base width (default 64)")
-    p.add_argument("--disc-norm", choices=DISC_NORMS, default="none",
-                   help="D's normalisation: none, as the official code runs it (default), or instance (method.md §3)")
-    p.add_argument("--lr-rate", type=float, default=5e-5, help="Adam learning rate (default 5e-5)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=_positive_int, help="iterations between checkpoints (default 1 epoch)")
-    p.add_argument("--log-every", type=_positive_int, default=100, help="iterations per log.csv row (default 100)")
-    p.add_argument("--workers", type=int, help="DataLoader worker processes (default 0 on CPU, 4 on CUDA)")
-    speed_options(p, TRAIN_PRECISIONS)
-    p.add_argument("--sampling", choices=SAMPLING_CHOICES, default="auto",
-                   help="where patches are cut: device keeps the images on the GPU (auto: on CUDA, if they fit)")
-    p.add_argument("--val-hr", help="validation HR folder: log.csv gets LR PSNR of G(val HR) vs --val-lr (shave 8)")
-    p.add_argument("--val-lr", help="the true LR of --val-hr, matched by file name")
-    p.add_argument("--true-kernel", help=f"{'|'.join(KERNEL_NAMES)} or .npy: also log the similarity of kernels "
-                                         "retrieved from G (and of each ADL kernel) to it")
-    p.add_argument("--val-every", type=_positive_int, help="iterations between validations (default --log-every)")
-    device_option(p)
+    # Options declared once, as fields of the dataclass named (adl.options); only what is not an
+    # option of the library call is added here.
+    p = sub.add_parser("train-downsampler", help="learn G from unpaired HR and LR images (Algorithm 1)",
+                       options="adl.trainer:DownsamplerOptions",
+                       extra=lambda p: p.add_argument("--output", required=True,
+                                                      help="RUN_DIR; an existing one is resumed"))
     p.set_defaults(func=cmd_train_downsampler)
 
     p = sub.add_parser("retrieve-kernel", help="least-squares kernel of HR→LR pairs or of a downsampler (eq. 6)")
@@ -444,35 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     device_option(p)
     p.set_defaults(func=cmd_downsample)
 
-    p = sub.add_parser("train-sr", help="train EDSR or RRDB on (LR, HR) pairs from one LR source")
-    p.add_argument("--hr", help="folder of HR training images (not with shards:DIR)")
-    p.add_argument("--lr-source", required=True,
-                   help="bicubic | kernel:{k0..k4|K.npy} | downsampler:RUN_OR_CHECKPOINT | pairs:DIR | shards:DIR")
-    p.add_argument("--scale", type=_scale, default=2)
-    p.add_argument("--model", choices=SR_MODELS, default="edsr")
-    p.add_argument("--output", required=True, help="RUN_DIR; an existing one is resumed")
-    p.add_argument("--iterations", type=_positive_int, default=300_000)
-    p.add_argument("--batch-size", type=_positive_int, default=16)
-    p.add_argument("--hr-patch", type=_positive_int, default=192)
-    p.add_argument("--lr-rate", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
-    p.add_argument("--decay-at", type=_integer, default=200_000, help="iteration at which the lr is halved")
-    p.add_argument("--n-feats", type=_positive_int, help="features (default 64)")
-    p.add_argument("--n-blocks", type=_positive_int, help="residual blocks (default 16 for edsr, 23 for rrdb)")
-    p.add_argument("--no-flips", dest="flips", action="store_false", help="no random flips/rotations")
-    p.add_argument("--seed", type=_integer, default=0)
-    speed_options(p, TRAIN_PRECISIONS)
-    p.add_argument("--amp", dest="precision", action="store_const", const="bf16", help="same as --precision bf16")
-    p.add_argument("--workers", type=_integer, help="DataLoader worker processes (default 0 on CPU, 4 on CUDA)")
-    p.add_argument("--checkpoint-every", type=_positive_int, default=1000)
-    p.add_argument("--log-every", type=_positive_int, default=100)
-    p.add_argument("--val-hr", help="held-out HR folder for periodic validation PSNR")
-    p.add_argument("--val-lr", help="its LR folder (same names)")
-    p.add_argument("--val-every", type=_integer, default=0, help="iterations between validations (0: never)")
-    p.add_argument("--perceptual", action="store_true", help="eq. (9): VGG-19 conv5_4 L1 + β·GAN")
-    p.add_argument("--vgg-weights", help="torchvision VGG-19 state dict (.pth) for --perceptual")
-    p.add_argument("--beta", type=float, default=0.02, help="GAN weight of --perceptual (default 0.02)")
-    p.add_argument("--disc-width", type=_positive_int, default=64, help="discriminator width for --perceptual")
-    device_option(p)
+    p = sub.add_parser("train-sr", help="train EDSR or RRDB on (LR, HR) pairs from one LR source",
+                       options="adl.sr_trainer:SROptions", extra=_train_sr_extra)
     p.set_defaults(func=cmd_train_sr)
 
     p = sub.add_parser("evaluate-sr", help="PSNR/SSIM of an SR checkpoint on LR/HR pairs (shave scale+6)")
@@ -502,24 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=_positive_int, help="ONNX opset (default: the exporter's)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("generate", help="(G(HR), HR) training pairs in bulk: HDF5 shards or PNG folders")
-    p.add_argument("--model", required=True, help="model.onnx or a downsampler checkpoint/run folder")
-    p.add_argument("--hr", required=True, help="folder of HR images")
-    p.add_argument("--output", required=True, help="SHARD_DIR; rerunning the same command resumes")
-    p.add_argument("--patch", type=_positive_int, default=192, help="HR patch size (default 192)")
-    p.add_argument("--patches-per-image", type=_positive_int, default=16)
-    p.add_argument("--full-images", action="store_true", help="whole images instead of patches (--format png)")
-    p.add_argument("--shard-size", type=_positive_int, default=512, help="samples per shard (default 512)")
-    p.add_argument("--scale", type=_scale, help="default: the model's")
-    p.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto")
-    p.add_argument("--workers", type=_integer, default=0,
-                   help="decoding threads (default 0: one per usable CPU, at most 8)")
-    p.add_argument("--writers", type=_integer, default=1,
-                   help="processes compressing and writing shards (default 1; 0: a thread of this process)")
-    p.add_argument("--seed", type=_integer, default=0)
-    p.add_argument("--format", choices=("h5", "png"), default="h5")
-    speed_options(p, INFER_PRECISIONS)
-    device_option(p)
+    p = sub.add_parser("generate", help="(G(HR), HR) training pairs in bulk: HDF5 shards or PNG folders",
+                       options="adl.generate:GenerateOptions")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("verify-shards", help="check every shard's checksum, shapes and dtypes")

@@ -26,8 +26,10 @@ import numpy as np
 
 import adl
 from adl.atomic import file_sha256, write_text
+from adl.choices import COMPILE_CHOICES, COMPILE_HELP, DEVICE_HELP, INFER_PRECISIONS, SCALES
 from adl.errors import AdlError
 from adl.imageio import list_images, read_image, require_unique_stems, write_png
+from adl.options import option
 from adl.progress import progress
 from adl.shards import FORMAT_VERSION, MANIFEST, shard_name, write_manifest, write_shard
 
@@ -41,22 +43,25 @@ FORMATS = ("h5", "png")
 
 @dataclass
 class GenerateOptions:
-    model: str
-    hr: str
-    output: str
-    patch: int = 192
-    patches_per_image: int = 16
-    full_images: bool = False
-    shard_size: int = 512
-    scale: int | None = None
-    backend: str = "auto"
-    device: str = "auto"
-    workers: int = 0  # decoding threads; 0: one per usable CPU, at most 8
-    seed: int = 0
-    format: str = "h5"
-    precision: str = "auto"  # torch backend: fp32 on CPU, fp16 and torch.compile on CUDA (adl.fastpath)
-    compile: str = "auto"
-    writers: int = 1  # processes that compress and write shards; 0 writes from a thread of this one
+    """The options of ``adl generate``."""
+
+    model: str = option(help="model.onnx or a downsampler checkpoint/run folder")
+    hr: str = option(help="folder of HR images")
+    output: str = option(help="SHARD_DIR; rerunning the same command resumes")
+    patch: int = option(192, "HR patch size", minimum=1)
+    patches_per_image: int = option(16, "patches cut from each image", minimum=1)
+    full_images: bool = option(False, "whole images instead of patches (--format png)")
+    shard_size: int = option(512, "samples per shard", minimum=1)
+    scale: int | None = option(None, "2 or 4 (default: the model's)", choices=SCALES)
+    backend: str = option("auto", "auto: ONNX Runtime for a .onnx model, torch for a checkpoint", choices=BACKENDS)
+    device: str = option("auto", DEVICE_HELP)
+    workers: int = option(0, "decoding threads; 0: one per usable CPU, at most 8")
+    seed: int = option(0, "seed of the patch positions")
+    format: str = option("h5", "h5: HDF5 shards (docs/shards.md); png: BasicSR paired folders", choices=FORMATS)
+    precision: str = option("auto", "torch backend: fp32 on CPU, fp16 and torch.compile on CUDA (docs/performance.md)",
+                            choices=INFER_PRECISIONS)
+    compile: str = option("auto", COMPILE_HELP, choices=COMPILE_CHOICES)
+    writers: int = option(1, "processes that compress and write shards; 0: a thread of this process")
 
 
 # -- backends ---------------------------------------------------------------------------------------

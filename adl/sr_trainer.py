@@ -20,13 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adl.choices import SR_MODELS
+from adl.choices import COMPILE_CHOICES, COMPILE_HELP, DEVICE_HELP, PRECISION_HELP, SCALES, SR_MODELS, TRAIN_PRECISIONS
 from adl.data import load_images, loader_workers, patch_loader
 from adl.device import resolve_device
 from adl.fastpath import resolve_fast_path
 from adl.errors import AdlError
 from adl.imageio import list_images, pair_by_stem, read_image
 from adl.metrics import psnr
+from adl.options import option
 from adl.runs import TrainingRun, data_fingerprint, read_checkpoint
 from adl.atomic import file_sha256
 from adl.sr_data import LRSource, PairedPatches, ShardPatches, check_pair, make_lr_images
@@ -70,32 +71,33 @@ def load_sr_model(path: str | Path, device: torch.device, scale: int | None = No
 class SROptions:
     """The options of ``adl train-sr`` (defaults: the EDSR reference of method.md §7)."""
 
-    hr: str | None
-    lr_source: str
-    scale: int = 2
-    model: str = "edsr"
-    iterations: int = 300_000
-    batch_size: int = 16
-    hr_patch: int = 192
-    lr_rate: float = 1e-4
-    decay_at: int = 200_000
-    n_feats: int | None = None
-    n_blocks: int | None = None
-    flips: bool = True
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # adl.fastpath: fp32 on CPU, bf16 and the other levers on CUDA
-    compile: str = "auto"
-    workers: int | None = None  # DataLoader processes; None: 0 on CPU, 4 on CUDA (adl.data.loader_workers)
-    checkpoint_every: int = 1000
-    log_every: int = 100
-    val_hr: str | None = None
-    val_lr: str | None = None
-    val_every: int = 0
-    perceptual: bool = False
-    vgg_weights: str | None = None
-    beta: float = 0.02
-    disc_width: int = 64
+    hr: str | None = option(help="folder of HR training images (not with shards:DIR)", required=False)
+    lr_source: str = option(help="bicubic | kernel:{k0..k4|K.npy} | downsampler:RUN_OR_CHECKPOINT | pairs:DIR | "
+                                 "shards:DIR")
+    scale: int = option(2, "SR scale", choices=SCALES)
+    model: str = option("edsr", "SR network", choices=SR_MODELS)
+    iterations: int = option(300_000, "total iterations", minimum=1)
+    batch_size: int = option(16, "patches per batch", minimum=1)
+    hr_patch: int = option(192, "HR crop size", minimum=1)
+    lr_rate: float = option(1e-4, "Adam learning rate")
+    decay_at: int = option(200_000, "iteration at which the learning rate is halved")
+    n_feats: int | None = option(None, "features (default 64)", minimum=1)
+    n_blocks: int | None = option(None, "residual blocks (default 16 for edsr, 23 for rrdb)", minimum=1)
+    flips: bool = option(True, "no random flips/rotations")
+    seed: int = option(0, "seed of initialisation and patch sampling")
+    device: str = option("auto", DEVICE_HELP)
+    precision: str = option("auto", PRECISION_HELP, choices=TRAIN_PRECISIONS)
+    compile: str = option("auto", COMPILE_HELP, choices=COMPILE_CHOICES)
+    workers: int | None = option(None, "DataLoader worker processes (default 0 on CPU, 4 on CUDA)")
+    checkpoint_every: int = option(1000, "iterations between checkpoints", minimum=1)
+    log_every: int = option(100, "iterations per log.csv row", minimum=1)
+    val_hr: str | None = option(None, "held-out HR folder for periodic validation PSNR")
+    val_lr: str | None = option(None, "its LR folder (same names)")
+    val_every: int = option(0, "iterations between validations (0: never)")
+    perceptual: bool = option(False, "eq. (9): VGG-19 conv5_4 L1 + β·GAN")
+    vgg_weights: str | None = option(None, "torchvision VGG-19 state dict (.pth) for --perceptual")
+    beta: float = option(0.02, "GAN weight of --perceptual")
+    disc_width: int = option(64, "discriminator width for --perceptual", minimum=1)
 
     def resolved(self) -> "SROptions":
         o = dataclasses.replace(self)

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from adl.atomic import atomic_path
-from adl.choices import DISC_NORMS, GENERATORS, SAMPLING_CHOICES
+from adl.choices import (COMPILE_CHOICES, COMPILE_HELP, DEVICE_HELP, DISC_NORMS, GENERATORS, PRECISION_HELP,
+                         SAMPLING_CHOICES, SCALES, TRAIN_PRECISIONS)
 from adl.data import (ResidentImages, UnpairedPatches, UnpairedPositions, load_images, loader_workers, patch_loader,
                       to_unit_range)
 from adl.device import resolve_device
@@ -36,6 +37,7 @@ from adl.metrics import kernel_similarity, psnr
 from adl.losses import DATA_LOSSES, DataTerm, discriminator_loss, generator_adversarial_loss
 from adl.nets import Discriminator
 from adl.nets.downsampler import build_downsampler
+from adl.options import option
 from adl.retrieval import default_kernel_size, retrieve_from_model
 from adl.runs import TrainingRun, data_fingerprint
 from adl.scales import repetitions
@@ -56,37 +58,42 @@ RESIDENT_SHARE = 4  # images go to the GPU only if they take at most 1/4 of its 
 class DownsamplerOptions:
     """The options of ``adl train-downsampler``; ``None`` means "derive from method.md §6"."""
 
-    hr: str
-    lr: str
-    scale: int = 2
-    data_loss: str = "adl"
-    epoch_length: int = 1741
-    iterations: int | None = None  # 80 epochs
-    batch_size: int = 24
-    lr_patch: int = 64
-    hr_patch: int | None = None  # lr_patch × scale
-    alpha: float | None = None  # 100 for adl, 200 otherwise
-    warmup: int | None = None  # 10 epochs
-    update_every: int | None = None  # 10 epochs
-    retrieval_images: int = 50
-    kernel_size: int | None = None  # 10 × scale
-    width: int = 64
-    generator: str = "deep"  # "linear": one learnable kernel instead of G, a diagnostic (adl.nets.linear)
-    disc_width: int = 64
-    disc_norm: str = "none"  # the official code's D (its options force dis_norm='None'); "instance": method.md §3
-    lr_rate: float = 5e-5
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_every: int | None = None  # 1 epoch
-    log_every: int = 100
-    workers: int | None = None  # DataLoader processes; None: 0 on CPU, 4 on CUDA (adl.data.loader_workers)
-    precision: str = "auto"  # adl.fastpath: fp32 on CPU, bf16 and the other levers on CUDA
-    compile: str = "auto"
-    sampling: str = "auto"  # where patches are cut: "device" keeps the images on the GPU
-    val_hr: str | None = None  # validation HR folder; G(val HR) is scored against --val-lr (Table 1's metric)
-    val_lr: str | None = None  # the true LR of --val-hr, paired by file name
-    true_kernel: str | None = None  # k0..k4 or .npy: log the similarity of kernels retrieved from G to it
-    val_every: int | None = None  # iterations between validations (default --log-every)
+    hr: str = option(help="folder of HR images")
+    lr: str = option(help="folder of (unpaired) target LR images")
+    scale: int = option(2, "2, or 4 for G applied twice", choices=SCALES)
+    data_loss: str = option("adl", "data term", choices=DATA_LOSSES)
+    epoch_length: int = option(1741, "iterations per epoch", minimum=1)
+    iterations: int | None = option(None, "total iterations (default 80 epochs)")
+    batch_size: int = option(24, "patches per batch", minimum=1)
+    lr_patch: int = option(64, "LR crop size", minimum=1)
+    hr_patch: int | None = option(None, "HR crop size (default lr-patch × scale)", minimum=1)
+    alpha: float | None = option(None, "data-term weight (default 100 for adl, 200 otherwise)")
+    warmup: int | None = option(None, "ADL: LFL iterations before the first retrieval (default 10 epochs)")
+    update_every: int | None = option(None, "ADL: iterations between retrievals (default 10 epochs)", minimum=1)
+    retrieval_images: int = option(50, "ADL: HR images per retrieval", minimum=1)
+    kernel_size: int | None = option(None, "ADL: retrieved kernel size (default 10 × scale)", minimum=1)
+    width: int = option(64, "G feature width", minimum=1)
+    generator: str = option("deep", "deep: the paper's G; linear: one learnable kernel, a diagnostic of the "
+                                    "adversarial pipeline (docs/fidelity.md)", choices=GENERATORS)
+    disc_width: int = option(64, "D base width", minimum=1)
+    disc_norm: str = option("none", "D's normalisation: none, as the authors' code runs it, or instance "
+                                    "(method.md §3; docs/conventions.md)", choices=DISC_NORMS)
+    lr_rate: float = option(5e-5, "Adam learning rate")
+    seed: int = option(0, "seed of initialisation and patch sampling")
+    device: str = option("auto", DEVICE_HELP)
+    checkpoint_every: int | None = option(None, "iterations between checkpoints (default 1 epoch)", minimum=1)
+    log_every: int = option(100, "iterations per log.csv row", minimum=1)
+    workers: int | None = option(None, "DataLoader worker processes (default 0 on CPU, 4 on CUDA)")
+    precision: str = option("auto", PRECISION_HELP, choices=TRAIN_PRECISIONS)
+    compile: str = option("auto", COMPILE_HELP, choices=COMPILE_CHOICES)
+    sampling: str = option("auto", "where patches are cut: device keeps the images on the GPU (auto: on CUDA, if "
+                                   "they fit)", choices=SAMPLING_CHOICES)
+    val_hr: str | None = option(None, "validation HR folder: log.csv gets the LR PSNR of G(val HR) against "
+                                      "--val-lr (shave 8)")
+    val_lr: str | None = option(None, "the true LR of --val-hr, matched by file name")
+    true_kernel: str | None = option(None, "k0..k4 or a .npy kernel: also log the similarity of kernels retrieved from G "
+                                           "(and of each ADL kernel) to it")
+    val_every: int | None = option(None, "iterations between validations (default --log-every)", minimum=1)
 
     def resolved(self) -> "DownsamplerOptions":
         o = dataclasses.replace(self)

@@ -18,7 +18,7 @@ METHODS = [
     m for m in config["sr"]["methods"] if not (PROTOCOL == "folders" and m == "oracle")
 ]
 DEVICE = config["device"]
-DATASET = config["dataset"]
+DATASET = config.setdefault("dataset", PROTOCOL)
 # The torch backend generates from the checkpoint (GPU machines whose onnxruntime lacks CUDA).
 TORCH_GENERATE = config["generate"].get("backend") == "torch"
 SPLIT_PARTS = (
@@ -164,6 +164,51 @@ def first_test_image(folder_path):
     return sorted(p for p in os.listdir(folder_path) if not p.startswith("."))[0]
 
 
+# Fields of each option dataclass that its rule sets itself, from wildcards or other keys; every
+# other field is a valid key of that config section (adl.options declares each option once).
+OPTION_SECTIONS = {
+    "downsampler.options": (
+        "adl.trainer:DownsamplerOptions",
+        {"hr", "lr", "scale", "data_loss", "device"},
+    ),
+    "sr.options": (
+        "adl.sr_trainer:SROptions",
+        {"hr", "lr_source", "scale", "model", "device"},
+    ),
+    "generate": (
+        "adl.generate:GenerateOptions",
+        {"model", "hr", "output", "scale", "device", "workers"},
+    ),
+}
+
+
+def config_section(where):
+    value = config
+    for key in where.split("."):
+        value = value[key]
+    return value
+
+
+def check_options():
+    """Refuse an unknown or ill-typed option key, naming the closest valid key, before any job
+    runs (otherwise it would fail only when its job starts, possibly hours into a run).
+    """
+    import importlib
+
+    try:
+        from adl.options import config_error
+    except (
+        ImportError
+    ):  # adl lives only in the rules' conda env: each command checks then
+        return
+    for where, (path, set_by_rule) in OPTION_SECTIONS.items():
+        module_name, _, name = path.partition(":")
+        cls = getattr(importlib.import_module(module_name), name)
+        error = config_error(cls, config_section(where), where, exclude=set_by_rule)
+        if error:
+            raise WorkflowError(f"config {error} (workflow/schemas/config.schema.yaml)")
+
+
 def check_dataset():
     """Report a missing or empty dataset by name before any job runs (the split rule would
     find it too, but only after the whole DAG was scheduled)."""
@@ -187,4 +232,5 @@ def check_dataset():
         raise WorkflowError(f"dataset {DATASET!r}: {error}")
 
 
+check_options()
 check_dataset()

@@ -1,6 +1,17 @@
 # Tables (paper layout, plus comparisons with the paper's numbers), figures and the report.
 
 
+# Seconds of work each, on files already here: on a cluster they run on the submitting host
+# instead of waiting in a (GPU) partition's queue.
+localrules:
+    table1,
+    table3,
+    kernels_table,
+    figure_kernels,
+    figure_curves,
+    figure_crops,
+
+
 rule table1:
     input:
         expand(f"{DOWN}/lr_psnr.json", scale=SCALES, kernel=KERNELS, loss=LOSSES),

@@ -1,0 +1,149 @@
+"""One declaration per option: a dataclass field holds an option's default and help text, and both
+the command line (``adl train-downsampler``, ``train-sr``, ``generate``) and the workflow's config
+keys are derived from the fields. Adding a field is all a new option needs.
+
+Kept free of heavy imports: the workflow imports it to check a config before any job runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import typing
+
+MISSING = dataclasses.MISSING
+
+
+def option(default=MISSING, help: str = "", *, choices: typing.Sequence[str] | None = None,
+           minimum: int | None = None, required: bool | None = None, metavar: str | None = None):
+    """A dataclass field that is also a command-line option ``--name-with-dashes``.
+
+    ``help`` describes the option; a concrete default is appended to it on the command line, so a
+    help text names only defaults that are derived ("default 80 epochs"). A field without a default
+    is a required option unless ``required=False`` (then the command line's default is None).
+    A boolean defaulting to True becomes ``--no-NAME``.
+    """
+    metadata = {"help": help, "choices": tuple(choices) if choices else None, "minimum": minimum,
+                "required": required, "metavar": metavar}
+    return dataclasses.field(default=default, metadata={"adl_option": metadata})
+
+
+def integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        # argparse would say "invalid integer value", naming our function instead of the problem.
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    value = integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a non-negative integer")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+_INTEGERS = {None: integer, 0: _non_negative_int, 1: positive_int}
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One field seen as an option: its name, value type, default and command-line form."""
+
+    name: str
+    kind: type  # int, float, str or bool
+    default: typing.Any  # MISSING for a required option
+    help: str
+    choices: tuple[str, ...] | None
+    minimum: int | None
+    required: bool
+    metavar: str | None
+
+    @property
+    def flag(self) -> str:
+        dashed = self.name.replace("_", "-")
+        return f"--no-{dashed}" if self.kind is bool and self.default is True else f"--{dashed}"
+
+    def converter(self):
+        if self.kind is int:
+            return _INTEGERS[self.minimum]
+        return _number if self.kind is float else str
+
+    def help_text(self) -> str:
+        shown = self.default not in (MISSING, None) and self.kind is not bool
+        return f"{self.help} (default {self.default})" if shown and self.help else self.help
+
+
+def options_of(cls) -> list[Option]:
+    """The options a dataclass declares, in field order."""
+    hints = typing.get_type_hints(cls)
+    found = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata.get("adl_option")
+        if meta is None:
+            raise TypeError(f"{cls.__name__}.{f.name}: declare it with adl.options.option()")
+        kinds = [t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None)]
+        if len(kinds) != 1 or kinds[0] not in (int, float, str, bool):
+            raise TypeError(f"{cls.__name__}.{f.name}: type {hints[f.name]} is not int, float, str or bool (or None)")
+        required = meta["required"] if meta["required"] is not None else f.default is MISSING
+        found.append(Option(f.name, kinds[0], f.default, meta["help"], meta["choices"], meta["minimum"], required,
+                            meta["metavar"]))
+    return found
+
+
+def add_options(parser: argparse.ArgumentParser, cls) -> None:
+    """Add a dataclass's fields to a parser as ``--name`` options."""
+    for o in options_of(cls):
+        if o.kind is bool:
+            parser.add_argument(o.flag, dest=o.name, action="store_false" if o.default is True else "store_true",
+                                help=o.help_text())
+            continue
+        default = None if o.default is MISSING else o.default
+        parser.add_argument(o.flag, dest=o.name, type=o.converter(), default=default, required=o.required,
+                            choices=o.choices, metavar=o.metavar, help=o.help_text())
+
+
+def from_args(cls, args: argparse.Namespace):
+    """The dataclass instance of parsed arguments."""
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def config_error(cls, given: dict, where: str, exclude: typing.Collection[str] = ()) -> str | None:
+    """Why a config mapping of options (``{"lr_patch": 32}``) would be refused by the command line,
+    or None. Checks names (naming the closest valid one) and values, with the command line's own
+    converters, so that a bad key fails before any job runs, not when its job does."""
+    known = {o.name: o for o in options_of(cls) if o.name not in exclude}
+    for key, value in given.items():
+        o = known.get(key)
+        if o is None:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(known)}"
+            return f"{where}.{key}: unknown option; {hint}"
+        if o.kind is bool:
+            if not isinstance(value, bool):
+                return f"{where}.{key}: {value!r} is not true or false"
+            continue
+        if value is None or isinstance(value, (bool, dict, list)):
+            return f"{where}.{key}: {value!r} is not a single {o.kind.__name__} value"
+        try:
+            converted = o.converter()(str(value))
+        except argparse.ArgumentTypeError as error:
+            return f"{where}.{key}: {error}"
+        if o.choices and converted not in o.choices:
+            return f"{where}.{key}: {value!r}; choose from {', '.join(o.choices)}"
+    return None

@@ -1,0 +1,135 @@
+"""One declaration per option: the dataclass field is the option; the command line and the
+workflow's config keys are derived from it (adl.options)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+
+import pytest
+import yaml
+
+from adl.cli import build_parser, main
+from adl.generate import GenerateOptions
+from adl.options import MISSING, add_options, config_error, from_args, option, options_of
+from adl.sr_trainer import SROptions
+from adl.trainer import DownsamplerOptions
+from test_workflow import REPO
+
+COMMANDS = {"train-downsampler": DownsamplerOptions, "train-sr": SROptions, "generate": GenerateOptions}
+# What each command adds beyond its dataclass: the run folder, and train-sr's --amp alias.
+EXTRA = {"train-downsampler": {"output"}, "train-sr": {"output"}, "generate": set()}
+
+
+def subparser(command: str) -> argparse.ArgumentParser:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    sub.populate()  # what parsing the subcommand does first
+    return sub
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_field_is_an_option_with_its_default_and_help_and_nothing_else(command, capsys):
+    cls = COMMANDS[command]
+    sub = subparser(command)
+    # --amp is train-sr's alias of --precision bf16, not an option of its own.
+    actions = {a.dest: a for a in sub._actions if a.dest != "help" and "--amp" not in a.option_strings}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    assert set(actions) - EXTRA[command] == set(fields)
+    for name, f in fields.items():
+        action = actions[name]
+        meta = f.metadata["adl_option"]
+        if f.default is MISSING:
+            assert action.default is None
+        else:
+            assert action.default == f.default, name
+        if f.type == "bool":
+            assert action.option_strings == [f"--no-{name.replace('_', '-')}" if f.default else
+                                             f"--{name.replace('_', '-')}"]
+        else:
+            assert action.option_strings == [f"--{name.replace('_', '-')}"]
+        assert meta["help"] and action.help.startswith(meta["help"]), name
+        assert action.choices == (tuple(meta["choices"]) if meta["choices"] else None)
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for name, f in fields.items():
+        assert " ".join(f.metadata["adl_option"]["help"].split()) in shown, name
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_the_default_command_line_builds_the_dataclasss_defaults(command):
+    cls = COMMANDS[command]
+    given = {"train-downsampler": {"hr": "h", "lr": "l"}, "train-sr": {"lr_source": "bicubic"},
+             "generate": {"model": "m.onnx", "hr": "h", "output": "o"}}[command]
+    words = [w for name, value in given.items() for w in (f"--{name.replace('_', '-')}", value)]
+    words += [] if command == "generate" else ["--output", "o"]
+    built = from_args(cls, build_parser().parse_args([command, *words]))
+    expected = {f.name: given.get(f.name) if f.default is MISSING else f.default for f in dataclasses.fields(cls)}
+    assert dataclasses.asdict(built) == expected
+
+
+def test_a_new_field_is_all_a_new_option_needs():
+    @dataclasses.dataclass
+    class Made:
+        path: str = option(help="a required path")
+        count: int = option(3, "how many", minimum=1)
+        rate: float | None = option(None, "a rate (default: derived)")
+        mode: str = option("a", "which mode", choices=("a", "b"))
+        fast: bool = option(False, "go fast")
+        checks: bool = option(True, "skip the checks")
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, Made)
+    made = from_args(Made, parser.parse_args(["--path", "p", "--count", "5", "--rate", "0.5", "--mode", "b",
+                                              "--fast", "--no-checks"]))
+    assert made == Made("p", 5, 0.5, "b", True, False)
+    assert from_args(Made, parser.parse_args(["--path", "p"])) == Made("p")
+    assert "how many (default 3)" in parser.format_help()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--path", "p", "--count", "0"])
+    assert config_error(Made, {"count": 2, "mode": "b", "fast": True}, "made") is None
+    assert config_error(Made, {"cuont": 2}, "made") == "made.cuont: unknown option; did you mean 'count'?"
+    assert config_error(Made, {"count": 0}, "made") == "made.count: 0 is not a positive integer"
+    assert config_error(Made, {"count": "x"}, "made") == "made.count: 'x' is not an integer"
+    assert config_error(Made, {"mode": "c"}, "made") == "made.mode: 'c'; choose from a, b"
+    assert config_error(Made, {"fast": "yes"}, "made") == "made.fast: 'yes' is not true or false"
+    assert config_error(Made, {"rate": [1]}, "made") == "made.rate: [1] is not a single float value"
+    assert config_error(Made, {"path": "p"}, "made", exclude={"path"}).startswith("made.path: unknown option")
+
+
+def test_a_field_not_declared_with_option_is_refused():
+    @dataclasses.dataclass
+    class Plain:
+        x: int = 1
+
+    with pytest.raises(TypeError, match="Plain.x: declare it with adl.options.option"):
+        options_of(Plain)
+
+
+def rule_set_fields() -> dict[str, tuple[type, set[str]]]:
+    """OPTION_SECTIONS of workflow/rules/common.smk, read from the file."""
+    text = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    classes = {"DownsamplerOptions": DownsamplerOptions, "SROptions": SROptions, "GenerateOptions": GenerateOptions}
+    found = {}
+    for where, cls, names in re.findall(r'"([\w.]+)": \(\s*"adl\.\w+:(\w+)",\s*\{([^}]*)\}', text):
+        found[where] = (classes[cls], set(re.findall(r'"(\w+)"', names)))
+    return found
+
+
+def test_the_workflow_accepts_every_field_but_those_its_rules_set():
+    sections = rule_set_fields()
+    assert set(sections) == {"downsampler.options", "sr.options", "generate"}
+    for where, (cls, set_by_rule) in sections.items():
+        fields = {o.name: o for o in options_of(cls)}
+        assert set_by_rule <= set(fields)
+        every = {name: o.default for name, o in fields.items()
+                 if name not in set_by_rule and o.default not in (MISSING, None)}
+        assert config_error(cls, every, where, exclude=set_by_rule) is None
+        for name in set_by_rule:
+            assert config_error(cls, {name: "x"}, where, exclude=set_by_rule).startswith(f"{where}.{name}: unknown")
+    # The schema's own generate keys (its defaults) are fields of GenerateOptions.
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    generate_keys = set(schema["properties"]["generate"]["properties"])
+    assert generate_keys <= {o.name for o in options_of(GenerateOptions)} - sections["generate"][1]
