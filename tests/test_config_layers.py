@@ -140,3 +140,23 @@ def test_a_bad_option_key_is_refused_before_any_job_runs(workflow_copy, override
     text = result.stdout + result.stderr
     assert message in text, text[-2000:]
     assert "Job stats" not in text
+
+
+def test_the_cpu_protocol_plans_its_options_and_validates_on_the_test_split(workflow_copy):  # noqa: F811
+    """config/cpu.yaml (docs/fidelity.md) runs its own options, and every downsampler is validated on the
+    test split against the true LR and kernel of its own kernel folder."""
+    out = snakemake(workflow_copy, "-n", "-p", "--configfile", "config/cpu.yaml").stdout
+    plan = planned(out)
+    config = yaml.safe_load((REPO / "config" / "cpu.yaml").read_text())
+    assert len(plan["train-downsampler"]) == len(config["kernels"]) * len(config["downsampler"]["losses"])
+    for options, args in plan["train-downsampler"]:
+        for key, value in config["downsampler"]["options"].items():
+            assert getattr(options, key) == value, (key, getattr(options, key), value)
+        kernel = args.output.split("/")[3]  # results/cpu/x2/<kernel>/down-...
+        assert options.val_hr == "resources/cpu/split/test_hr"
+        assert options.val_lr == f"resources/cpu/x2/{kernel}/test_hr_lr"
+        assert options.true_kernel == kernel
+    for options, _ in plan["train-sr"]:
+        for key, value in config["sr"]["options"].items():
+            assert getattr(options, key) == value, (key, getattr(options, key), value)
+    assert "--tile 128" in out  # the split shares tiles between the sides
