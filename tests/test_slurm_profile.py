@@ -126,8 +126,8 @@ def test_the_plugin_asks_for_the_profiles_cpus_gpus_and_partitions(workflow_copy
     touch(workflow_copy / test_lr, directory=True)
     for path in outputs["lr_psnr"]:
         touch(workflow_copy / path, directory=path.endswith("test_lr"))
-    table = subprocess.run([*base, "results/table1.csv"], cwd=workflow_copy, env=env, capture_output=True,
-                           text=True, timeout=900)
+    table = subprocess.run([*base, "--keep-going", "results/table1.csv"], cwd=workflow_copy, env=env,
+                           capture_output=True, text=True, timeout=900)
     log = table.stdout + table.stderr
     assert "localrule table1:" in log, log[-3000:]
     assert len((tmp_path / "sbatch.log").read_text().splitlines()) == len(calls)
