@@ -8,6 +8,7 @@ compares the options that reach the command with method.md §6-§7 and with the 
 from __future__ import annotations
 
 import shlex
+import shutil
 
 import numpy as np
 import pytest
@@ -122,6 +123,17 @@ def test_the_embedded_default_still_runs_the_smoke_settings(workflow_copy):  # n
                 assert getattr(options, key) == value, (key, getattr(options, key), value)
     for options, _ in plan["generate"]:
         for key, value in smoke["generate"].items():
+            assert getattr(options, key) == value
+
+
+def test_the_test_configuration_is_the_embedded_default_of_a_run_in_dot_test(workflow_copy):  # noqa: F811
+    shutil.copytree(REPO / ".test", workflow_copy / ".test")
+    out = snakemake(workflow_copy, "-n", "-p", "--directory", ".test").stdout
+    plan = planned(out)
+    tiny = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
+    assert len(plan["train-downsampler"]) == len(tiny["downsampler"]["losses"])
+    for options, _ in plan["train-downsampler"]:
+        for key, value in tiny["downsampler"]["options"].items():
             assert getattr(options, key) == value
 
 

@@ -25,9 +25,11 @@ pytestmark = pytest.mark.skipif(
 # What the local test cluster needs instead of the profile's real-cluster settings.
 LOCAL_CLUSTER = [
     # Its one partition; no accounting, so any account is accepted and "none" names none.
-    # 2 CPUs and a few GB: the profile's 4 CPUs and 16-32 GB per job would never be scheduled.
+    # A few GB: the profile's 8-32 GB per job would never be scheduled.
     "--default-resources", "slurm_partition=debug", "slurm_account=none", "runtime=10", "mem_mb=500",
-    "cpus_per_task=1",
+    # 2 CPUs: the profile's 4-8 threads per job would never be scheduled. This replaces the
+    # profile's whole set-threads block, so every rule has its own default, one thread.
+    "--set-threads", "train_downsampler=1",
     # No GPU on the node: the rules' gpu=1 becomes `sbatch --gpus=1`, which SLURM refuses. This
     # replaces the profile's whole set-resources block, cpus_per_gpu and mem_mb included.
     "--set-resources", "train_downsampler:gpu=0", "generate_shards:gpu=0", "train_sr:gpu=0",
@@ -75,3 +77,6 @@ def test_the_slurm_profile_runs_a_tiny_target_through_slurm(workflow_copy):  # n
     assert "command=squeue" in log
     assert "command=sacct" not in log and "Falling back to 'sacct'" not in log
     assert "--gpus" not in log
+    # The CPUs asked for are the jobs' threads (no cpus_per_task resource overrides them).
+    calls = re.findall(r"sbatch call: (.*)", log)
+    assert calls and all("--cpus-per-task=1" in call for call in calls), calls

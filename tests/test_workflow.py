@@ -100,19 +100,8 @@ def test_lint_and_format_are_clean():
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
-TINY = {
-    "dataset": "tiny",
-    "protocol": {"kind": "sample"},
-    "scales": [2],
-    "kernels": ["k0"],
-    "device": "cpu",
-    "downsampler": {"losses": ["lfl", "adl"], "options": {
-        "iterations": 4, "epoch_length": 2, "warmup": 2, "update_every": 2, "batch_size": 2, "lr_patch": 32,
-        "width": 4, "disc_width": 4, "retrieval_images": 1, "log_every": 2}},
-    "sr": {"models": ["edsr"], "methods": ["bicubic", "adl"], "options": {
-        "iterations": 4, "batch_size": 2, "hr_patch": 32, "n_feats": 8, "n_blocks": 1, "log_every": 2}},
-    "generate": {"patch": 32, "patches_per_image": 2, "shard_size": 8},
-}
+# The smallest whole run, the catalog's .test configuration: what CI runs for real.
+TINY = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
 
 
 def test_a_second_run_does_nothing_and_an_sr_option_reruns_only_sr_and_tables(workflow_copy):
