@@ -7,7 +7,8 @@ and writes finished shards. Memory therefore stays flat in the number of images.
 Sample g of a run is patch g mod n of image g div n (n patches per image); patch positions
 come from a generator seeded with (seed, image index), so the same inputs, model and seed give
 the same samples in the same shards. A shard appears under its final name only when complete;
-a rerun of the same command skips finished shards, and manifest.json is written last.
+a rerun of the same command skips the finished shards that still match their records (others
+are regenerated, with a warning), and manifest.json is written last.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from adl.atomic import file_sha256, write_text
 from adl.errors import AdlError
 from adl.imageio import list_images, read_image, require_unique_stems, write_png
 from adl.progress import progress
-from adl.shards import FORMAT_VERSION, MANIFEST, shard_name, write_manifest, write_shard
+from adl.shards import (FORMAT_VERSION, MANIFEST, OPTIONS_FILE, manifest_problems, record_path, shard_against_record, shard_name,
+                        write_manifest, write_shard)
 
 log = logging.getLogger(__name__)
 
 PATCH_STREAM = 4
-OPTIONS_FILE = "generate.json"
 BACKENDS = ("auto", "onnxruntime", "torch")
 FORMATS = ("h5", "png")
 
@@ -310,8 +311,9 @@ def _has_output(out: Path) -> bool:
 
 def _remove_stale_temporaries(out: Path) -> None:
     """Temporaries of an interrupted run (only adl's own hidden ``.<name>.*.part.<ext>`` files)."""
-    for tmp in out.glob(".shard-*.part.h5"):
-        tmp.unlink(missing_ok=True)
+    for pattern in (".shard-*.part.h5", ".shard-*.record.json.*.part.json"):
+        for tmp in out.glob(pattern):
+            tmp.unlink(missing_ok=True)
 
 
 def generate(o: GenerateOptions) -> dict:
@@ -342,17 +344,35 @@ def _generate(o: GenerateOptions, backend) -> dict:
     record = {"model_sha256": model_sha, "hr": [p.name for p in paths], "options": options}
     log.info("generating with %s (provider %s)", backend.name, backend.provider)
     if _prepare_output(out, record):
-        log.warning("%s: already complete; nothing to do", out)
-        return json.loads((out / MANIFEST).read_text())
+        if _still_complete(out, o, record):
+            log.warning("%s: already complete; nothing to do", out)
+            return json.loads((out / MANIFEST).read_text())
+        (out / MANIFEST).unlink()
     _remove_stale_temporaries(out)
     manifest = {"format_version": FORMAT_VERSION, "scale": s, "model": {"path": str(o.model), "sha256": model_sha},
                 "adl_version": adl.__version__, "options": options, "seed": o.seed, "provider": backend.provider}
     if o.format == "png":
         manifest.update(_generate_png(o, backend, paths, out))
     else:
-        manifest.update(_generate_shards(o, backend, paths, out, model_sha))
+        manifest.update(_generate_shards(o, backend, paths, out, model_sha, options_key(record)))
     write_manifest(out, manifest)
     return manifest
+
+
+def _still_complete(out: Path, o: GenerateOptions, record: dict) -> bool:
+    """A finished h5 folder of this format whose shards all still match their records (damaged ones are removed)."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        log.warning("%s: unreadable; finishing the generation again", out / MANIFEST)
+        return False
+    if manifest_problems(manifest):
+        log.warning("%s: not a valid manifest; finishing the generation again", out / MANIFEST)
+        return False
+    if o.format != "h5" or manifest["format_version"] != FORMAT_VERSION:
+        return True  # format 1 folders have no records to check against; verify-shards still checks them
+    sizes = [entry.get("samples") for entry in manifest.get("shards", [])]
+    return len(_finished_shards(out, len(sizes), sizes, options_key(record))) == len(sizes)
 
 
 def _checked(o: GenerateOptions, s: int, path: Path, hr: np.ndarray) -> np.ndarray:
@@ -416,18 +436,44 @@ def _cut(o: GenerateOptions, index: int, path: Path, hr: np.ndarray, lr: np.ndar
         yield (s * y, s * x), hr[s * y : s * (y + q), s * x : s * (x + q)], lr[y : y + q, x : x + q]
 
 
-def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, model_sha: str) -> dict:
+def options_key(record: dict) -> str:
+    """What a shard's record must name to be adopted: the hash of the generation's settings (generate.json)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def _finished_shards(out: Path, shards: int, sizes: list[int], key: str) -> dict[int, dict]:
+    """Shards that match their records, as manifest entries; every other shard file is removed, with a warning."""
+    done = {}
+    for k in progress(range(shards), desc="checking finished shards", unit="shard", leave=False):
+        path = out / shard_name(k)
+        if not path.is_file():
+            record_path(path).unlink(missing_ok=True)
+            continue
+        entry, why = shard_against_record(path, key, sizes[k])
+        if entry:
+            done[k] = entry
+            continue
+        log.warning("%s: %s; regenerating it", path, why)
+        path.unlink()
+        record_path(path).unlink(missing_ok=True)
+    return done
+
+
+def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, model_sha: str, key: str) -> dict:
     s, n = backend.scale, o.patches_per_image
     total = len(paths) * n
     shards = (total + o.shard_size - 1) // o.shard_size
-    done = {k for k in range(shards) if (out / shard_name(k)).is_file()}
+    sizes = [min(o.shard_size, total - k * o.shard_size) for k in range(shards)]
+    written = _finished_shards(out, shards, sizes, key)
+    done = set(written)
     needed = [i for i in range(len(paths))
               if any((g // o.shard_size) not in done for g in range(i * n, (i + 1) * n))]
     if done:
         log.info("resuming: %d of %d shards already written", len(done), shards)
     buffers: dict[int, list] = {}
     writes: deque = deque()
-    written: dict[str, dict] = {}
     images = ((index, path, hr) for index, (path, hr) in zip(needed, _decoded([paths[i] for i in needed], o.workers)))
     with _writer_pool(o.writers) as writer:
         bar = progress(total=len(needed), desc=f"generate ({backend.name})", unit="img")
@@ -441,25 +487,18 @@ def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, 
                 if len(buffers[k]) == min(o.shard_size, total - k * o.shard_size):
                     rows = sorted(buffers.pop(k), key=lambda r: r[0])
                     while len(writes) > max(1, o.writers):  # a bounded number in flight: memory stays flat
-                        entry = writes.popleft().result()
-                        written[entry["file"]] = entry
-                    writes.append(writer.submit(
+                        k_done, entry = writes.popleft()
+                        written[k_done] = entry.result()
+                    writes.append((k, writer.submit(
                         write_shard, out / shard_name(k), np.stack([r[3] for r in rows]),
                         np.stack([r[4] for r in rows]), [r[1] for r in rows],
-                        np.array([r[2] for r in rows], dtype=np.int32), s, model_sha))
+                        np.array([r[2] for r in rows], dtype=np.int32), s, model_sha, key)))
             bar.update(1)
-        for w in writes:
-            entry = w.result()
-            written[entry["file"]] = entry
+        for k, w in writes:
+            written[k] = w.result()
         bar.close()
-    entries = []
-    for k in progress(range(shards), desc="checksums", unit="shard", leave=False):
-        path = out / shard_name(k)
-        # Shards of this run were hashed by their writer; only those of an earlier run are read again.
-        entry = written.get(path.name) or {"file": path.name, "samples": min(o.shard_size, total - k * o.shard_size),
-                                           "bytes": path.stat().st_size, "sha256": file_sha256(path)}
-        entries.append(entry)
-    return {"shards": entries, "total_samples": total}
+    # Shards of this run were hashed by their writer, those of an earlier run by _finished_shards.
+    return {"shards": [written[k] for k in range(shards)], "total_samples": total}
 
 
 def _generate_png(o: GenerateOptions, backend, paths: list[Path], out: Path) -> dict:
