@@ -27,7 +27,7 @@ import numpy as np
 
 import adl
 from adl.atomic import file_sha256, write_text
-from adl.errors import AdlError
+from adl.errors import AdlError, UsageError
 from adl.imageio import list_images, read_image, require_unique_stems, write_png
 from adl.progress import progress
 from adl.shards import (FORMAT_VERSION, MANIFEST, OPTIONS_FILE, manifest_problems, record_path, shard_against_record, shard_name,
@@ -90,7 +90,7 @@ class TorchBackend:
 
         device = resolve_device(device_name)
         self.fast = resolve_fast_path(precision, compile, device, training=False)
-        model, config = load_downsampler(checkpoint, device)
+        model, config = load_downsampler(checkpoint, device, option="--model")
         self.run = self.fast.compiled(self.fast.prepare(model))
         self.scale = scale or config["scale"]
         repetitions(self.scale)
@@ -261,15 +261,15 @@ def _decoded(paths, workers: int):
 # -- the run ----------------------------------------------------------------------------------------
 def _check_options(o: GenerateOptions) -> None:
     if o.format not in FORMATS:
-        raise AdlError(f"--format {o.format}: choose from {', '.join(FORMATS)}")
+        raise UsageError(f"--format {o.format}: choose from {', '.join(FORMATS)}")
     if o.full_images and o.format != "png":
-        raise AdlError("--full-images: whole images have different sizes and are written as PNG folders; add --format png")
+        raise UsageError("--full-images: whole images have different sizes and are written as PNG folders; add --format png")
     for name in ("patch", "patches_per_image", "shard_size"):
         if getattr(o, name) < 1:
-            raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
+            raise UsageError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
     for name in ("workers", "writers"):
         if getattr(o, name) < 0:
-            raise AdlError(f"--{name} {getattr(o, name)}: must not be negative")
+            raise UsageError(f"--{name} {getattr(o, name)}: must not be negative")
 
 
 def _prepare_output(out: Path, record: dict) -> bool:
@@ -328,7 +328,7 @@ def generate(o: GenerateOptions) -> dict:
 def _generate(o: GenerateOptions, backend) -> dict:
     s = backend.scale
     if o.patch % s:
-        raise AdlError(f"--patch {o.patch}: must be a multiple of the scale {s}")
+        raise UsageError(f"--patch {o.patch}: must be a multiple of the scale {s}")
     model_sha = file_sha256(Path(o.model) / "checkpoint.pt" if Path(o.model).is_dir() else o.model)
     paths = list_images(o.hr, what="--hr")
     if o.format == "png":  # pairs are named by stem: a.png and a.jpg would write, and list, the same pair

@@ -29,7 +29,7 @@ from adl.data import (ResidentImages, UnpairedPatches, UnpairedPositions, load_i
 from adl.device import resolve_device
 from adl.fastpath import FastPath, resolve_fast_path
 from adl.downsampling import CHECKPOINT_KIND, UnitRangeDownsampler, apply_downsampler
-from adl.errors import AdlError
+from adl.errors import AdlError, UsageError
 from adl.imageio import list_images, write_png
 from adl.kernels import kernel_picture
 from adl.losses import DATA_LOSSES, DataTerm, discriminator_loss, generator_adversarial_loss
@@ -81,10 +81,10 @@ class DownsamplerOptions:
     def resolved(self) -> "DownsamplerOptions":
         o = dataclasses.replace(self)
         if o.data_loss not in DATA_LOSSES:
-            raise AdlError(f"--data-loss {o.data_loss}: unknown; choose from {', '.join(DATA_LOSSES)}")
+            raise UsageError(f"--data-loss {o.data_loss}: unknown; choose from {', '.join(DATA_LOSSES)}")
         repetitions(o.scale)
         if o.sampling not in SAMPLING_CHOICES:
-            raise AdlError(f"--sampling {o.sampling}: choose from {', '.join(SAMPLING_CHOICES)}")
+            raise UsageError(f"--sampling {o.sampling}: choose from {', '.join(SAMPLING_CHOICES)}")
         e = o.epoch_length
         o.iterations = 80 * e if o.iterations is None else o.iterations
         o.hr_patch = o.lr_patch * o.scale if o.hr_patch is None else o.hr_patch
@@ -96,29 +96,29 @@ class DownsamplerOptions:
         for name in ("epoch_length", "batch_size", "lr_patch", "hr_patch", "update_every", "retrieval_images",
                      "width", "disc_width", "checkpoint_every", "log_every", "kernel_size"):
             if getattr(o, name) < 1:
-                raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
+                raise UsageError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
         if o.iterations < 1:  # 0 would "finish" at once and report a checkpoint that was never written
-            raise AdlError(f"--iterations {o.iterations}: must be at least 1")
+            raise UsageError(f"--iterations {o.iterations}: must be at least 1")
         for name in ("warmup", "workers", "seed"):
             if getattr(o, name) is not None and getattr(o, name) < 0:
-                raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must not be negative")
+                raise UsageError(f"--{name.replace('_', '-')} {getattr(o, name)}: must not be negative")
         if o.hr_patch != o.lr_patch * o.scale:
             log.warning("--hr-patch %d is not --lr-patch × scale (%d): D sees G(HR) and LR patches of different sizes",
                         o.hr_patch, o.lr_patch * o.scale)
         smallest = min(o.lr_patch, o.hr_patch // o.scale)
         if smallest < MIN_DISC_PATCH:
-            raise AdlError(f"--lr-patch {smallest}: the discriminator needs LR patches of at least {MIN_DISC_PATCH}"
+            raise UsageError(f"--lr-patch {smallest}: the discriminator needs LR patches of at least {MIN_DISC_PATCH}"
                            f" (and --hr-patch at least {MIN_DISC_PATCH} × scale)")
         if o.hr_patch % o.scale:
-            raise AdlError(f"--hr-patch {o.hr_patch}: must be a multiple of the scale {o.scale}")
+            raise UsageError(f"--hr-patch {o.hr_patch}: must be a multiple of the scale {o.scale}")
         if o.data_loss in ("lfl", "lfl-gauss", "adl") and o.hr_patch < 16 * o.scale:
-            raise AdlError(f"--hr-patch {o.hr_patch}: the low-frequency loss needs at least {16 * o.scale} (16 × scale)")
+            raise UsageError(f"--hr-patch {o.hr_patch}: the low-frequency loss needs at least {16 * o.scale} (16 × scale)")
         if o.kernel_size % 2 != o.scale % 2:
-            raise AdlError(f"--kernel-size {o.kernel_size}: must be {'even' if o.scale % 2 == 0 else 'odd'} at scale {o.scale}")
+            raise UsageError(f"--kernel-size {o.kernel_size}: must be {'even' if o.scale % 2 == 0 else 'odd'} at scale {o.scale}")
         if not (math.isfinite(o.lr_rate) and o.lr_rate > 0):  # written so that NaN fails too
-            raise AdlError(f"--lr-rate {o.lr_rate}: must be a positive number")
+            raise UsageError(f"--lr-rate {o.lr_rate}: must be a positive number")
         if not (math.isfinite(o.alpha) and o.alpha >= 0):
-            raise AdlError(f"--alpha {o.alpha}: must be a number, zero or more")
+            raise UsageError(f"--alpha {o.alpha}: must be a number, zero or more")
         return o
 
 

@@ -316,3 +316,37 @@ def test_format_1_folders_are_still_read_and_verified(tiny, tmp_path, capsys):
     assert code == 0 and "already complete" in err  # a finished version 1 folder is left as it is
     flip_byte(out / "shard-00004.h5")
     assert_one_error(capsys, ["verify-shards", out], out / "shard-00004.h5", "sha256")
+
+
+SLOW = """
+import sys, time
+import adl.generate as g
+call = g.OnnxBackend.downsample
+def slow(self, image):
+    time.sleep(0.1)
+    return call(self, image)
+g.OnnxBackend.downsample = slow
+from adl.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_two_generations_into_one_folder(tiny, tmp_path, capsys):
+    """The issue's case: a second generate with another --patch while the first runs. It is refused
+    at once, naming the first process; the first completes exactly as if alone."""
+    import time
+
+    out = tmp_path / "shared"
+    first = subprocess.Popen([sys.executable, "-c", SLOW, "-q", *gen(tiny["model"], tiny["hr"], out)],
+                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.monotonic() + 60
+    while not (out / ".adl.lock.pid").exists():
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    second = gen(tiny["model"], tiny["hr"], out)
+    second[second.index("--patch") + 1] = "8"
+    assert_one_error(capsys, second, out, f"in use by process {first.pid}")
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    assert run_cli(capsys, ["verify-shards", out])[0] == 0
+    assert same_payload(out, tiny["ref"])
+    assert (out / "manifest.json").read_bytes() == (tiny["ref"] / "manifest.json").read_bytes()

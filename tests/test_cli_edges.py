@@ -1,0 +1,61 @@
+"""Issue 12 §5: exit codes that mean what they say, -q anywhere, messages that name the right option."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adl.cli import build_parser
+from adl.imageio import write_png
+from helpers import assert_one_error, run_cli
+
+
+@pytest.fixture
+def hr(tmp_path):
+    write_png(tmp_path / "hr" / "a.png", np.full((16, 16, 3), 7, np.uint8))
+    return tmp_path / "hr"
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["train-downsampler", "--hr", "h", "--lr", "l", "--output", "o", "--lr-rate", "nan"], "--lr-rate"),
+    (["train-downsampler", "--hr", "h", "--lr", "l", "--output", "o", "--alpha", "-1"], "--alpha"),
+    (["train-sr", "--hr", "h", "--lr-source", "bicubic", "--output", "o", "--lr-rate", "nan"], "--lr-rate"),
+    (["degrade", "--input", "h", "--output", "o", "--scale", "2", "--kernel", "k0", "--device", "gpu"], "--device"),
+    (["psnr", "--pred", "p", "--target", "t", "--shave", "-1"], "--shave"),
+])
+def test_usage_errors_exit_2(tmp_path, capsys, monkeypatch, argv, option):
+    monkeypatch.chdir(tmp_path)
+    assert_one_error(capsys, argv, option, code=2)
+    assert not (tmp_path / "o").exists()
+
+
+def test_option_cross_checks_are_usage_errors_too(tmp_path, capsys, hr):
+    out = tmp_path / "run"
+    assert_one_error(capsys, ["train-downsampler", "--hr", hr, "--lr", hr, "--output", out, "--kernel-size", "7",
+                              "--device", "cpu"], "--kernel-size 7", code=2)
+    assert not out.exists()
+
+
+def test_data_and_environment_errors_exit_1(tmp_path, capsys, hr):
+    assert_one_error(capsys, ["degrade", "--input", tmp_path / "none", "--output", tmp_path / "o", "--scale", "2",
+                              "--kernel", "k0"], "--input", code=1)
+
+
+@pytest.mark.parametrize("argv", [
+    ["generate", "-q", "--model", "m", "--hr", "h", "--output", "o"],
+    ["generate", "--model", "m", "--hr", "h", "--output", "o", "--quiet"],
+    ["-q", "generate", "--model", "m", "--hr", "h", "--output", "o"],
+    ["figure", "curves", "-q", "--output", "f.png", "log.csv"],
+])
+def test_quiet_before_or_after_the_command(argv):
+    assert build_parser().parse_args(argv).quiet is True
+    assert build_parser().parse_args([a for a in argv if a not in ("-q", "--quiet")]).quiet is False
+
+
+def test_quiet_after_the_command_silences_info(tmp_path, capsys, hr):
+    from adl.cli import main
+
+    capsys.readouterr()
+    assert main(["degrade", "-q", "--input", str(hr), "--output", str(tmp_path / "o"), "--scale", "2",
+                 "--kernel", "k0", "--device", "cpu"]) == 0
+    assert capsys.readouterr().err == ""
