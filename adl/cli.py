@@ -527,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="downsampler checkpoint.pt or its run folder")
     p.add_argument("--output", required=True, help="model.onnx")
     p.add_argument("--scale", type=_scale, help="2, or 4 for the ×2 network applied twice (default: the run's)")
-    p.add_argument("--opset", type=_positive_int, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--opset", type=_positive_int, help="ONNX opset: only 18, the exporter's own and the one tested")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("generate", help="(G(HR), HR) training pairs in bulk: HDF5 shards or PNG folders")

@@ -59,3 +59,44 @@ def test_quiet_after_the_command_silences_info(tmp_path, capsys, hr):
     assert main(["degrade", "-q", "--input", str(hr), "--output", str(tmp_path / "o"), "--scale", "2",
                  "--kernel", "k0", "--device", "cpu"]) == 0
     assert capsys.readouterr().err == ""
+
+
+# -- export --opset ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("opset", ["17", "99", "12"])
+def test_untested_opsets_are_refused_up_front(tmp_path, capsys, opset):
+    """Before issue 12 these printed an onnxscript traceback, exited 0 and wrote an opset-18 file."""
+    out = tmp_path / "g.onnx"
+    line = assert_one_error(capsys, ["export", "--checkpoint", tmp_path / "missing", "--output", out,
+                                     "--opset", opset], f"--opset {opset}", "18", code=2)
+    assert "not supported" in line and not out.exists()
+
+
+def test_a_written_opset_other_than_the_one_asked_for_is_refused(tmp_path, monkeypatch):
+    """The exporter is replaced by one that writes opset 17 whatever it is asked: nothing is written."""
+    import onnx
+    import torch
+    from onnx import TensorProto, helper
+
+    import adl.export as export
+    from adl.downsampling import CHECKPOINT_KIND
+    from adl.errors import AdlError
+    from adl.nets import Downsampler
+
+    def fake_export(module, path, opset):
+        x = helper.make_tensor_value_info("hr", TensorProto.FLOAT, [1, 3, None, None])
+        graph = helper.make_graph([helper.make_node("Identity", ["hr"], ["lr"])], "g", [x],
+                                  [helper.make_tensor_value_info("lr", TensorProto.FLOAT, [1, 3, None, None])])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+    monkeypatch.setattr(export, "_export", fake_export)
+    monkeypatch.setattr(export, "check_parity", lambda *args: 0.0)
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"kind": CHECKPOINT_KIND, "config": {"width": 4, "scale": 2}, "G": Downsampler(4).state_dict()},
+               run / "checkpoint.pt")
+    out = tmp_path / "g.onnx"
+    with pytest.raises(AdlError, match="produced opset 17, not the --opset 18"):
+        export.export_onnx(run, out, opset=18)
+    assert not out.exists()
+    export.export_onnx(run, out)  # no --opset: whatever the exporter writes is kept
+    assert out.exists()
