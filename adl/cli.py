@@ -190,7 +190,8 @@ def cmd_generate(args) -> None:
 
     fields = GenerateOptions.__dataclass_fields__
     manifest = generate(GenerateOptions(**{k: v for k, v in vars(args).items() if k in fields}))
-    print(f"{manifest['total_samples']} pair(s) in {args.output} (provider {manifest['provider']})")
+    skipped = f"; {len(manifest['skipped'])} image(s) skipped, listed in manifest.json" if "skipped" in manifest else ""
+    print(f"{manifest['total_samples']} pair(s) in {args.output} (provider {manifest['provider']}){skipped}")
 
 
 def cmd_verify_shards(args) -> None:
@@ -546,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes compressing and writing shards (default 1; 0: a thread of this process)")
     p.add_argument("--seed", type=_integer, default=0)
     p.add_argument("--format", choices=("h5", "png"), default="h5")
+    p.add_argument("--on-error", choices=("stop", "skip"), default="stop",
+                   help="an unreadable or too small HR image: stop (default), or skip it and list it in the manifest")
     speed_options(p, INFER_PRECISIONS)
     device_option(p)
     p.set_defaults(func=cmd_generate)

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 PATCH_STREAM = 4
 BACKENDS = ("auto", "onnxruntime", "torch")
 FORMATS = ("h5", "png")
+ON_ERROR = ("stop", "skip")
 
 
 @dataclass
@@ -58,6 +59,7 @@ class GenerateOptions:
     precision: str = "auto"  # torch backend: fp32 on CPU, fp16 and torch.compile on CUDA (adl.fastpath)
     compile: str = "auto"
     writers: int = 1  # processes that compress and write shards; 0 writes from a thread of this one
+    on_error: str = "stop"  # an unreadable or too small HR image: stop, or skip it (listed in the manifest)
 
 
 # -- backends ---------------------------------------------------------------------------------------
@@ -262,6 +264,8 @@ def _decoded(paths, workers: int):
 def _check_options(o: GenerateOptions) -> None:
     if o.format not in FORMATS:
         raise UsageError(f"--format {o.format}: choose from {', '.join(FORMATS)}")
+    if o.on_error not in ON_ERROR:
+        raise UsageError(f"--on-error {o.on_error}: choose from {', '.join(ON_ERROR)}")
     if o.full_images and o.format != "png":
         raise UsageError("--full-images: whole images have different sizes and are written as PNG folders; add --format png")
     for name in ("patch", "patches_per_image", "shard_size"):
@@ -331,6 +335,9 @@ def _generate(o: GenerateOptions, backend) -> dict:
         raise UsageError(f"--patch {o.patch}: must be a multiple of the scale {s}")
     model_sha = file_sha256(Path(o.model) / "checkpoint.pt" if Path(o.model).is_dir() else o.model)
     paths = list_images(o.hr, what="--hr")
+    skipped: list[dict] = []
+    if o.on_error == "skip":
+        paths, skipped = _usable_images(o, s, paths)
     if o.format == "png":  # pairs are named by stem: a.png and a.jpg would write, and list, the same pair
         require_unique_stems(paths, "--hr")
     out = Path(o.output)
@@ -339,6 +346,8 @@ def _generate(o: GenerateOptions, backend) -> dict:
     speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile")
     options = {k: v for k, v in dataclasses.asdict(o).items() if k not in speed_only}
     options.update(scale=s, backend=backend.name, precision=backend.precision)
+    if o.on_error == "stop":  # the default changes nothing: records from before --on-error existed still match
+        del options["on_error"]
     if o.full_images:
         options["patch"] = options["patches_per_image"] = None
     record = {"model_sha256": model_sha, "hr": [p.name for p in paths], "options": options}
@@ -351,6 +360,8 @@ def _generate(o: GenerateOptions, backend) -> dict:
     _remove_stale_temporaries(out)
     manifest = {"format_version": FORMAT_VERSION, "scale": s, "model": {"path": str(o.model), "sha256": model_sha},
                 "adl_version": adl.__version__, "options": options, "seed": o.seed, "provider": backend.provider}
+    if o.on_error == "skip":
+        manifest["skipped"] = skipped
     if o.format == "png":
         manifest.update(_generate_png(o, backend, paths, out))
     else:
@@ -373,6 +384,30 @@ def _still_complete(out: Path, o: GenerateOptions, record: dict) -> bool:
         return True  # format 1 folders have no records to check against; verify-shards still checks them
     sizes = [entry.get("samples") for entry in manifest.get("shards", [])]
     return len(_finished_shards(out, len(sizes), sizes, options_key(record))) == len(sizes)
+
+
+def _usable_images(o: GenerateOptions, s: int, paths: list[Path]) -> tuple[list[Path], list[dict]]:
+    """--on-error skip: a first pass decodes every image and sets aside those that fail, each with
+    its reason, so that the sample layout (and so a resume) rests only on images that work."""
+    def reason(path: Path) -> str | None:
+        try:
+            _checked(o, s, path, read_image(path))
+        except AdlError as exc:
+            return str(exc)
+        return None
+
+    workers = o.workers or min(8, _usable_cpus())
+    with cf.ThreadPoolExecutor(max_workers=workers) as pool:
+        reasons = list(progress(pool.map(reason, paths), total=len(paths), desc="checking images", unit="img",
+                                leave=False))
+    skipped = [{"file": p.name, "reason": why} for p, why in zip(paths, reasons) if why is not None]
+    for entry in skipped:
+        log.warning("skipping %s", entry["reason"])
+    usable = [p for p, why in zip(paths, reasons) if why is None]
+    if not usable:
+        raise AdlError(f"--hr {o.hr}: none of the {len(paths)} image(s) is usable (each was skipped); "
+                       f"see the warnings above")
+    return usable, skipped
 
 
 def _checked(o: GenerateOptions, s: int, path: Path, hr: np.ndarray) -> np.ndarray:

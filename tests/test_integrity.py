@@ -350,3 +350,27 @@ def test_two_generations_into_one_folder(tiny, tmp_path, capsys):
     assert run_cli(capsys, ["verify-shards", out])[0] == 0
     assert same_payload(out, tiny["ref"])
     assert (out / "manifest.json").read_bytes() == (tiny["ref"] / "manifest.json").read_bytes()
+
+
+# -- 4. --on-error skip ------------------------------------------------------------------------------
+def test_on_error_skip_lists_bad_images_and_generates_the_rest(tiny, tmp_path, capsys):
+    hr = shutil.copytree(tiny["hr"], tmp_path / "hr")
+    (hr / "05_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    write_png(hr / "06_tiny.png", np.zeros((8, 8, 3), np.uint8))
+    stop = tmp_path / "stop"
+    assert_one_error(capsys, gen(tiny["model"], hr, stop), hr / "05_broken.png")
+    assert not (stop / "manifest.json").exists()
+
+    out = tmp_path / "skip"
+    code, stdout, err = run_cli(capsys, [*gen(tiny["model"], hr, out), "--on-error", "skip"])
+    assert code == 0, err
+    assert "24 pair(s)" in stdout and "2 image(s) skipped" in stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["file"] for s in manifest["skipped"]] == ["05_broken.png", "06_tiny.png"]
+    assert "cannot read image" in manifest["skipped"][0]["reason"] and "patch" in manifest["skipped"][1]["reason"]
+    assert sum("skipping" in line for line in err.splitlines()) == 2
+    assert same_payload(out, tiny["ref"])  # the same samples as a folder without the two bad files
+    assert run_cli(capsys, ["verify-shards", out])[0] == 0
+    (out / "manifest.json").unlink()  # interrupted just before the end: the rerun resumes, adopting every shard
+    code, _, err = run_cli(capsys, [*gen(tiny["model"], hr, out), "--on-error", "skip"])
+    assert code == 0 and "regenerating" not in err and json.loads((out / "manifest.json").read_text()) == manifest
