@@ -13,6 +13,7 @@ fixed iterations from the same G.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adl.atomic import atomic_path
+from adl.atomic import atomic_path, write_text
 from adl.choices import SAMPLING_CHOICES
 from adl.data import (ResidentImages, UnpairedPatches, UnpairedPositions, load_images, loader_workers, patch_loader,
                       to_unit_range)
@@ -34,7 +35,7 @@ from adl.imageio import list_images, write_png
 from adl.kernels import kernel_picture
 from adl.losses import DATA_LOSSES, DataTerm, discriminator_loss, generator_adversarial_loss
 from adl.nets import Discriminator, Downsampler
-from adl.retrieval import default_kernel_size, retrieve_from_model
+from adl.retrieval import default_kernel_size, equation_count, retrieve_from_model
 from adl.runs import TrainingRun, data_fingerprint
 from adl.scales import repetitions
 
@@ -144,7 +145,9 @@ class DownsamplerTrainer(TrainingRun):
         self.check_folder()  # refuse changed options before decoding anything
         self.hr_images = load_images(hr_paths, o.hr_patch, "HR images", "--hr-patch")
         self.lr_images = load_images(lr_paths, o.lr_patch, "LR images", "--lr-patch")
+        self._require_retrieval_equations()  # now, not after the warm-up
         self.create_folder()
+        self._record_retrieval_options()
         self.resident = self._resident_images()
 
         torch.manual_seed(o.seed)
@@ -157,6 +160,44 @@ class DownsamplerTrainer(TrainingRun):
         self.kernel: np.ndarray | None = None  # float64 ADL kernel; the data term holds a float32 copy
         self._terms_since_row: set[str] = set()
         self.load_checkpoint()
+
+    # -- options that may change until the first retrieval --------------------------------------------
+    def _require_retrieval_equations(self) -> None:
+        o = self.o
+        if o.data_loss != "adl":
+            return
+        images = self.hr_images[: o.retrieval_images]
+        rows = equation_count([im.shape for im in images], o.scale, o.kernel_size, RETRIEVAL_CROP)
+        if rows < o.kernel_size**2:
+            raise AdlError(f"--kernel-size {o.kernel_size}: the {len(images)} retrieval image(s) give {rows} LR pixel "
+                           f"equation(s) for {o.kernel_size ** 2} unknowns; use a smaller --kernel-size, more "
+                           f"--retrieval-images, or larger HR images")
+
+    def _kernel_retrieved(self) -> bool:
+        """Whether the saved state already holds an ADL kernel (a kernel written after the last
+        checkpoint is redone on resume, so only the checkpoint counts)."""
+        if not self.checkpoint_path.exists():
+            return False
+        try:
+            ckpt = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        except Exception:  # load_checkpoint names the file and the fix
+            return False
+        return isinstance(ckpt, dict) and ckpt.get("kernel") is not None
+
+    def check_folder(self) -> None:
+        retrieval = set() if self._kernel_retrieved() else {"kernel_size", "retrieval_images"}
+        self.resumable = RESUMABLE_OPTIONS | retrieval
+        super().check_folder()
+
+    def _record_retrieval_options(self) -> None:
+        """config.json takes the new --kernel-size / --retrieval-images a resume was allowed to change,
+        so that the next resume compares against what the kernel will really be retrieved with."""
+        path = self.run_dir / "config.json"
+        record = json.loads(path.read_text())
+        keys = ("kernel_size", "retrieval_images")
+        if any(record["options"].get(k) != self.record["options"][k] for k in keys):
+            record["options"].update({k: self.record["options"][k] for k in keys})
+            write_text(path, json.dumps(record, indent=2) + "\n")
 
     def _resident_images(self) -> tuple[ResidentImages, ResidentImages] | None:
         """Both image sets on the device when --sampling asks (auto: on CUDA, if they fit)."""
