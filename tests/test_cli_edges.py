@@ -100,3 +100,26 @@ def test_a_written_opset_other_than_the_one_asked_for_is_refused(tmp_path, monke
     assert not out.exists()
     export.export_onnx(run, out)  # no --opset: whatever the exporter writes is kept
     assert out.exists()
+
+
+# -- upscale --tile ----------------------------------------------------------------------------------
+def test_tile_16_is_within_float_rounding_of_whole_image_inference():
+    """The issue's --tile 16, on a narrow EDSR to stay fast: the documented bound is 1e-4 in [0, 1]
+    before rounding, so at most one 8-bit level after it."""
+    import torch
+    from skimage import data
+
+    from adl.sr_trainer import build_sr_model
+    from adl.tiling import upscale_image, upscale_tiled
+
+    torch.manual_seed(0)
+    model = build_sr_model("edsr", 2, 16, 4).eval()
+    image = data.chelsea()[60:108, 100:148]
+    x = torch.from_numpy(image.transpose(2, 0, 1)[None].astype(np.float32) / 255)
+    with torch.no_grad():
+        whole = model(x)
+    tiled = upscale_tiled(model, x, 2, tile=16)
+    assert (tiled - whole).abs().max().item() <= 1e-4
+    levels = np.abs(upscale_image(model, image, 2, tile=16).astype(int)
+                    - upscale_image(model, image, 2, tile=10_000).astype(int))
+    assert levels.max() <= 1
