@@ -547,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes compressing and writing shards (default 1; 0: a thread of this process)")
     p.add_argument("--seed", type=_integer, default=0)
     p.add_argument("--format", choices=("h5", "png"), default="h5")
+    p.add_argument("--restart", action="store_true",
+                   help="discard an earlier generation in --output made with other settings, and start over")
     p.add_argument("--on-error", choices=("stop", "skip"), default="stop",
                    help="an unreadable or too small HR image: stop (default), or skip it and list it in the manifest")
     speed_options(p, INFER_PRECISIONS)

@@ -60,6 +60,7 @@ class GenerateOptions:
     compile: str = "auto"
     writers: int = 1  # processes that compress and write shards; 0 writes from a thread of this one
     on_error: str = "stop"  # an unreadable or too small HR image: stop, or skip it (listed in the manifest)
+    restart: bool = False  # discard what an earlier generation with other settings left in --output
 
 
 # -- backends ---------------------------------------------------------------------------------------
@@ -299,14 +300,29 @@ def _prepare_output(out: Path, record: dict) -> bool:
                 changed.append("--model")
             if previous.get("hr") != record["hr"]:
                 changed.append("--hr (its files)")
-            raise AdlError(f"{out}: holds a generation with other settings ({', '.join(changed)}); "
-                           f"rerun with the same options or use a new --output")
+            raise AdlError(f"{out}: holds a generation with other settings ({', '.join(changed)}); rerun with the "
+                           f"same options, add --restart to discard it and start over, or use a new --output")
         return (out / MANIFEST).exists()
     if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
         raise AdlError(f"--output {out}: exists and is not an adl generate folder; use a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
     write_text(options_path, json.dumps(record, indent=2) + "\n")
     return False
+
+
+def _discard_generation(out: Path) -> None:
+    """--restart: remove exactly the files adl generate writes, so that a folder with anything else stays refused."""
+    if not (out / OPTIONS_FILE).is_file():
+        return
+    patterns = ("shard-*.h5", "shard-*.record.json", ".shard-*.part.*", "hr/*.png", "lr/*.png", "meta_info.txt",
+                MANIFEST, OPTIONS_FILE)
+    removed = [path for pattern in patterns for path in out.glob(pattern)]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    for side in ("hr", "lr"):
+        if (out / side).is_dir() and not any((out / side).iterdir()):
+            (out / side).rmdir()
+    log.warning("%s: --restart removed %d file(s) of the earlier generation", out, len(removed))
 
 
 def _has_output(out: Path) -> bool:
@@ -343,7 +359,7 @@ def _generate(o: GenerateOptions, backend) -> dict:
     out = Path(o.output)
     # Options that change the samples are recorded; a resume must repeat them. The device, thread
     # and process counts and compilation do not change them.
-    speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile")
+    speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile", "restart")
     options = {k: v for k, v in dataclasses.asdict(o).items() if k not in speed_only}
     options.update(scale=s, backend=backend.name, precision=backend.precision)
     if o.on_error == "stop":  # the default changes nothing: records from before --on-error existed still match
@@ -352,6 +368,8 @@ def _generate(o: GenerateOptions, backend) -> dict:
         options["patch"] = options["patches_per_image"] = None
     record = {"model_sha256": model_sha, "hr": [p.name for p in paths], "options": options}
     log.info("generating with %s (provider %s)", backend.name, backend.provider)
+    if o.restart:
+        _discard_generation(out)
     if _prepare_output(out, record):
         if _still_complete(out, o, record):
             log.warning("%s: already complete; nothing to do", out)

@@ -374,3 +374,18 @@ def test_on_error_skip_lists_bad_images_and_generates_the_rest(tiny, tmp_path, c
     (out / "manifest.json").unlink()  # interrupted just before the end: the rerun resumes, adopting every shard
     code, _, err = run_cli(capsys, [*gen(tiny["model"], hr, out), "--on-error", "skip"])
     assert code == 0 and "regenerating" not in err and json.loads((out / "manifest.json").read_text()) == manifest
+
+
+def test_after_removing_a_bad_file_the_message_says_restart_and_restart_works(tiny, tmp_path, capsys):
+    hr = shutil.copytree(tiny["hr"], tmp_path / "hr")
+    (hr / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "out"
+    assert_one_error(capsys, gen(tiny["model"], hr, out), hr / "zz_broken.png", "replace or remove the file")
+    assert shard_files(out)  # shards of the images before it were written
+    (hr / "zz_broken.png").unlink()
+    line = assert_one_error(capsys, gen(tiny["model"], hr, out), "--hr", "--restart", "new --output")
+    assert "other settings" in line
+    code, _, err = run_cli(capsys, [*gen(tiny["model"], hr, out), "--restart"])
+    assert code == 0, err
+    assert (out / "manifest.json").read_bytes() == (tiny["ref"] / "manifest.json").read_bytes()
+    assert same_payload(out, tiny["ref"]) and leftovers(out) == []
