@@ -244,7 +244,9 @@ os.replace, h5py.Group.create_dataset = replacing, creating
 from adl.cli import main
 sys.exit(main(sys.argv[2:]))
 """
-EVENTS = 2 + SHARDS * (4 + 2 + 2)  # generate.json; per shard 4 datasets, its rename and its record's
+# The lock's pid file and generate.json (2 renames, 2 events each), then per shard 4 datasets, its
+# rename and its record's rename; the manifest's rename comes after the last of these.
+EVENTS = 2 * 2 + SHARDS * (4 + 2 + 2)
 RUNS = 20
 
 
