@@ -30,8 +30,8 @@ from adl.atomic import file_sha256, write_text
 from adl.errors import AdlError, UsageError
 from adl.imageio import list_images, read_image, require_unique_stems, write_png
 from adl.progress import progress
-from adl.shards import (FORMAT_VERSION, MANIFEST, OPTIONS_FILE, manifest_problems, record_path, shard_against_record, shard_name,
-                        write_manifest, write_shard)
+from adl.shards import (FORMAT_VERSION, MANIFEST, OPTIONS_FILE, manifest_problems, record_path, shard_against_record,
+                        shard_name, write_manifest, write_shard)
 
 log = logging.getLogger(__name__)
 
