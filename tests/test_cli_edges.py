@@ -123,3 +123,9 @@ def test_tile_16_is_within_float_rounding_of_whole_image_inference():
     levels = np.abs(upscale_image(model, image, 2, tile=16).astype(int)
                     - upscale_image(model, image, 2, tile=10_000).astype(int))
     assert levels.max() <= 1
+
+
+def test_generate_names_model_not_checkpoint(tmp_path, capsys, hr):
+    line = assert_one_error(capsys, ["generate", "--model", tmp_path / "no_run", "--hr", hr, "--output",
+                                     tmp_path / "out", "--backend", "torch", "--device", "cpu"], "--model")
+    assert "--checkpoint" not in line
