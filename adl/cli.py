@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
+import re
 import sys
 from pathlib import Path
 
 import adl
-from adl.errors import AdlError
+from adl.errors import AdlError, UsageError
 from adl.options import integer as _integer
 from adl.options import positive_int as _positive_int
 
@@ -56,6 +58,41 @@ def _dataclass(path: str):
 
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def _non_negative_int(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; give 0 or more")
+    return value
+
+
+def _number(text: str, least: float, strict: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    # Written so that NaN fails: every comparison with NaN is false.
+    if not (math.isfinite(value) and (value > least if strict else value >= least)):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number {'above' if strict else 'of at least'} {least:g}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, 0.0, strict=True)
+
+
+def _non_negative_float(text: str) -> float:
+    return _number(text, 0.0, strict=False)
+
+
+def _device(text: str) -> str:
+    """The spelling of --device is a usage error (exit 2); whether CUDA is there is checked later (exit 1)."""
+    from adl.choices import DEVICE_CHOICES
+
+    if text in DEVICE_CHOICES or re.fullmatch(r"cuda:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not a device; use {', '.join(DEVICE_CHOICES)} or cuda:N")
 
 
 def _scale(text: str) -> int:
@@ -169,14 +206,18 @@ def cmd_generate(args) -> None:
     from adl.options import from_args
 
     manifest = generate(from_args(GenerateOptions, args))
-    print(f"{manifest['total_samples']} pair(s) in {args.output} (provider {manifest['provider']})")
+    skipped = f"; {len(manifest['skipped'])} image(s) skipped, listed in manifest.json" if "skipped" in manifest else ""
+    print(f"{manifest['total_samples']} pair(s) in {args.output} (provider {manifest['provider']}){skipped}")
 
 
 def cmd_verify_shards(args) -> None:
     from adl.shards import verify_shards
 
     manifest = verify_shards(args.shard_dir)
-    print(f"{args.shard_dir}: {len(manifest['shards'])} shard(s), {manifest['total_samples']} samples, all valid")
+    if manifest["options"]["format"] == "png":
+        print(f"{args.shard_dir}: {manifest['total_samples']} PNG pair(s), all valid")
+    else:
+        print(f"{args.shard_dir}: {len(manifest['shards'])} shard(s), {manifest['total_samples']} samples, all valid")
 
 
 def cmd_split(args) -> None:
@@ -266,7 +307,7 @@ def cmd_retrieve_kernel(args) -> None:
         raise AdlError(f"--output {output}: must name a .npy file (a .png picture is written beside it)")
     size = args.size or default_kernel_size(args.scale)
     if size % 2 != args.scale % 2:
-        raise AdlError(f"--size {size}: must be {'even' if args.scale % 2 == 0 else 'odd'} at scale {args.scale}")
+        raise UsageError(f"--size {size}: must be {'even' if args.scale % 2 == 0 else 'odd'} at scale {args.scale}")
     device = resolve_device(args.device)
     hr_paths = list_images(args.hr, what="--hr")
     if args.lr:
@@ -375,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OptionsParser)
 
     def device_option(p):
-        p.add_argument("--device", default="auto", help=f"{DEVICE_HELP} (default auto)")
+        p.add_argument("--device", type=_device, default="auto", help=f"{DEVICE_HELP} (default auto)")
 
     p = sub.add_parser("kernels", help="write the synthetic kernels k0–k4 as .npy and .png")
     p.add_argument("--scale", type=_scale, required=True)
@@ -454,14 +495,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="downsampler checkpoint.pt or its run folder")
     p.add_argument("--output", required=True, help="model.onnx")
     p.add_argument("--scale", type=_scale, help="2, or 4 for the ×2 network applied twice (default: the run's)")
-    p.add_argument("--opset", type=_positive_int, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--opset", type=_positive_int, help="ONNX opset: only 18, the exporter's own and the one tested")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("generate", help="(G(HR), HR) training pairs in bulk: HDF5 shards or PNG folders",
                        options="adl.generate:GenerateOptions")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("verify-shards", help="check every shard's checksum, shapes and dtypes")
+    p = sub.add_parser("verify-shards", help="check the manifest, every shard's checksum, shapes and data (or PNG pairs)")
     p.add_argument("shard_dir")
     p.set_defaults(func=cmd_verify_shards)
 
@@ -515,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("psnr", help="mean RGB PSNR between two folders paired by name")
     p.add_argument("--pred", required=True)
     p.add_argument("--target", required=True)
-    p.add_argument("--shave", type=int, required=True, help="border pixels left out on each side")
+    p.add_argument("--shave", type=_non_negative_int, required=True, help="border pixels left out on each side")
     p.add_argument("--csv", help="write per-image values here")
     p.add_argument("--json", help="write the mean, per-image values and tags here (for `adl table`)")
     _tag_option(p)
@@ -528,7 +569,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the similarity, both paths and tags here (for `adl table`)")
     _tag_option(p)
     p.set_defaults(func=cmd_kernel_similarity)
+    _quiet_anywhere(sub)
     return parser
+
+
+def _quiet_anywhere(sub) -> None:
+    """-q is accepted after the subcommand too; SUPPRESS keeps a -q given before it."""
+    for p in sub.choices.values():
+        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="only warnings and errors (also accepted before the command)")
+        nested = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in nested:
+            _quiet_anywhere(action)
+
+
+WRITES_OUTPUT_FOLDER = frozenset({"generate", "train-downsampler", "train-sr", "degrade", "downsample", "upscale"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -542,11 +597,16 @@ def main(argv: list[str] | None = None) -> int:
     set_quiet(args.quiet)
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from adl.folder_lock import locked_folder
+
+    # Commands that write into --output hold it for their whole run: two never write one folder.
+    lock = locked_folder(args.output) if args.command in WRITES_OUTPUT_FOLDER else contextlib.nullcontext()
     try:
-        with logging_redirect_tqdm():
+        with logging_redirect_tqdm(), lock:
             args.func(args)
     except AdlError as exc:
-        print(f"adl {args.command}: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # several problems: one line each, each with the prefix
+            print(f"adl {args.command}: error: {line}", file=sys.stderr)
         return getattr(exc, "exit_code", 1)
     except KeyboardInterrupt:
         print(f"adl {args.command}: interrupted", file=sys.stderr)

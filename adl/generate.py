@@ -7,7 +7,8 @@ and writes finished shards. Memory therefore stays flat in the number of images.
 Sample g of a run is patch g mod n of image g div n (n patches per image); patch positions
 come from a generator seeded with (seed, image index), so the same inputs, model and seed give
 the same samples in the same shards. A shard appears under its final name only when complete;
-a rerun of the same command skips finished shards, and manifest.json is written last.
+a rerun of the same command skips the finished shards that still match their records (others
+are regenerated, with a warning), and manifest.json is written last.
 """
 
 from __future__ import annotations
@@ -27,18 +28,19 @@ import numpy as np
 import adl
 from adl.atomic import file_sha256, write_text
 from adl.choices import COMPILE_CHOICES, COMPILE_HELP, DEVICE_HELP, INFER_PRECISIONS, SCALES
-from adl.errors import AdlError
+from adl.errors import AdlError, UsageError
 from adl.imageio import list_images, read_image, require_unique_stems, write_png
 from adl.options import option
 from adl.progress import progress
-from adl.shards import FORMAT_VERSION, MANIFEST, shard_name, write_manifest, write_shard
+from adl.shards import (FORMAT_VERSION, MANIFEST, OPTIONS_FILE, manifest_problems, record_path, shard_against_record,
+                        shard_name, write_manifest, write_shard)
 
 log = logging.getLogger(__name__)
 
 PATCH_STREAM = 4
-OPTIONS_FILE = "generate.json"
 BACKENDS = ("auto", "onnxruntime", "torch")
 FORMATS = ("h5", "png")
+ON_ERROR = ("stop", "skip")
 
 
 @dataclass
@@ -62,6 +64,9 @@ class GenerateOptions:
                             choices=INFER_PRECISIONS)
     compile: str = option("auto", COMPILE_HELP, choices=COMPILE_CHOICES)
     writers: int = option(1, "processes that compress and write shards; 0: a thread of this process")
+    on_error: str = option("stop", "an unreadable or too small HR image: stop, or skip it (listed in the manifest)",
+                           choices=ON_ERROR)
+    restart: bool = option(False, "discard what an earlier generation with other settings left in --output")
 
 
 # -- backends ---------------------------------------------------------------------------------------
@@ -94,7 +99,7 @@ class TorchBackend:
 
         device = resolve_device(device_name)
         self.fast = resolve_fast_path(precision, compile, device, training=False)
-        model, config = load_downsampler(checkpoint, device)
+        model, config = load_downsampler(checkpoint, device, option="--model")
         self.run = self.fast.compiled(self.fast.prepare(model))
         self.scale = scale or config["scale"]
         repetitions(self.scale)
@@ -265,15 +270,17 @@ def _decoded(paths, workers: int):
 # -- the run ----------------------------------------------------------------------------------------
 def _check_options(o: GenerateOptions) -> None:
     if o.format not in FORMATS:
-        raise AdlError(f"--format {o.format}: choose from {', '.join(FORMATS)}")
+        raise UsageError(f"--format {o.format}: choose from {', '.join(FORMATS)}")
+    if o.on_error not in ON_ERROR:
+        raise UsageError(f"--on-error {o.on_error}: choose from {', '.join(ON_ERROR)}")
     if o.full_images and o.format != "png":
-        raise AdlError("--full-images: whole images have different sizes and are written as PNG folders; add --format png")
+        raise UsageError("--full-images: whole images have different sizes and are written as PNG folders; add --format png")
     for name in ("patch", "patches_per_image", "shard_size"):
         if getattr(o, name) < 1:
-            raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
+            raise UsageError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
     for name in ("workers", "writers"):
         if getattr(o, name) < 0:
-            raise AdlError(f"--{name} {getattr(o, name)}: must not be negative")
+            raise UsageError(f"--{name} {getattr(o, name)}: must not be negative")
 
 
 def _prepare_output(out: Path, record: dict) -> bool:
@@ -299,8 +306,8 @@ def _prepare_output(out: Path, record: dict) -> bool:
                 changed.append("--model")
             if previous.get("hr") != record["hr"]:
                 changed.append("--hr (its files)")
-            raise AdlError(f"{out}: holds a generation with other settings ({', '.join(changed)}); "
-                           f"rerun with the same options or use a new --output")
+            raise AdlError(f"{out}: holds a generation with other settings ({', '.join(changed)}); rerun with the "
+                           f"same options, add --restart to discard it and start over, or use a new --output")
         return (out / MANIFEST).exists()
     if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
         raise AdlError(f"--output {out}: exists and is not an adl generate folder; use a new or empty folder")
@@ -309,14 +316,30 @@ def _prepare_output(out: Path, record: dict) -> bool:
     return False
 
 
+def _discard_generation(out: Path) -> None:
+    """--restart: remove exactly the files adl generate writes, so that a folder with anything else stays refused."""
+    if not (out / OPTIONS_FILE).is_file():
+        return
+    patterns = ("shard-*.h5", "shard-*.record.json", ".shard-*.part.*", "hr/*.png", "lr/*.png", "meta_info.txt",
+                MANIFEST, OPTIONS_FILE)
+    removed = [path for pattern in patterns for path in out.glob(pattern)]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    for side in ("hr", "lr"):
+        if (out / side).is_dir() and not any((out / side).iterdir()):
+            (out / side).rmdir()
+    log.warning("%s: --restart removed %d file(s) of the earlier generation", out, len(removed))
+
+
 def _has_output(out: Path) -> bool:
     return any(out.glob("shard-*.h5")) or any(out.glob("hr/*.png")) or any(out.glob("lr/*.png"))
 
 
 def _remove_stale_temporaries(out: Path) -> None:
     """Temporaries of an interrupted run (only adl's own hidden ``.<name>.*.part.<ext>`` files)."""
-    for tmp in out.glob(".shard-*.part.h5"):
-        tmp.unlink(missing_ok=True)
+    for pattern in (".shard-*.part.h5", ".shard-*.record.json.*.part.json"):
+        for tmp in out.glob(pattern):
+            tmp.unlink(missing_ok=True)
 
 
 def generate(o: GenerateOptions) -> dict:
@@ -331,33 +354,84 @@ def generate(o: GenerateOptions) -> dict:
 def _generate(o: GenerateOptions, backend) -> dict:
     s = backend.scale
     if o.patch % s:
-        raise AdlError(f"--patch {o.patch}: must be a multiple of the scale {s}")
+        raise UsageError(f"--patch {o.patch}: must be a multiple of the scale {s}")
     model_sha = file_sha256(Path(o.model) / "checkpoint.pt" if Path(o.model).is_dir() else o.model)
     paths = list_images(o.hr, what="--hr")
+    skipped: list[dict] = []
+    if o.on_error == "skip":
+        paths, skipped = _usable_images(o, s, paths)
     if o.format == "png":  # pairs are named by stem: a.png and a.jpg would write, and list, the same pair
         require_unique_stems(paths, "--hr")
     out = Path(o.output)
     # Options that change the samples are recorded; a resume must repeat them. The device, thread
     # and process counts and compilation do not change them.
-    speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile")
+    speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile", "restart")
     options = {k: v for k, v in dataclasses.asdict(o).items() if k not in speed_only}
     options.update(scale=s, backend=backend.name, precision=backend.precision)
+    if o.on_error == "stop":  # the default changes nothing: records from before --on-error existed still match
+        del options["on_error"]
     if o.full_images:
         options["patch"] = options["patches_per_image"] = None
     record = {"model_sha256": model_sha, "hr": [p.name for p in paths], "options": options}
     log.info("generating with %s (provider %s)", backend.name, backend.provider)
+    if o.restart:
+        _discard_generation(out)
     if _prepare_output(out, record):
-        log.warning("%s: already complete; nothing to do", out)
-        return json.loads((out / MANIFEST).read_text())
+        if _still_complete(out, o, record):
+            log.warning("%s: already complete; nothing to do", out)
+            return json.loads((out / MANIFEST).read_text())
+        (out / MANIFEST).unlink()
     _remove_stale_temporaries(out)
     manifest = {"format_version": FORMAT_VERSION, "scale": s, "model": {"path": str(o.model), "sha256": model_sha},
                 "adl_version": adl.__version__, "options": options, "seed": o.seed, "provider": backend.provider}
+    if o.on_error == "skip":
+        manifest["skipped"] = skipped
     if o.format == "png":
         manifest.update(_generate_png(o, backend, paths, out))
     else:
-        manifest.update(_generate_shards(o, backend, paths, out, model_sha))
+        manifest.update(_generate_shards(o, backend, paths, out, model_sha, options_key(record)))
     write_manifest(out, manifest)
     return manifest
+
+
+def _still_complete(out: Path, o: GenerateOptions, record: dict) -> bool:
+    """A finished h5 folder of this format whose shards all still match their records (damaged ones are removed)."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        log.warning("%s: unreadable; finishing the generation again", out / MANIFEST)
+        return False
+    if manifest_problems(manifest):
+        log.warning("%s: not a valid manifest; finishing the generation again", out / MANIFEST)
+        return False
+    if o.format != "h5" or manifest["format_version"] != FORMAT_VERSION:
+        return True  # format 1 folders have no records to check against; verify-shards still checks them
+    sizes = [entry.get("samples") for entry in manifest.get("shards", [])]
+    return len(_finished_shards(out, len(sizes), sizes, options_key(record))) == len(sizes)
+
+
+def _usable_images(o: GenerateOptions, s: int, paths: list[Path]) -> tuple[list[Path], list[dict]]:
+    """--on-error skip: a first pass decodes every image and sets aside those that fail, each with
+    its reason, so that the sample layout (and so a resume) rests only on images that work."""
+    def reason(path: Path) -> str | None:
+        try:
+            _checked(o, s, path, read_image(path))
+        except AdlError as exc:
+            return str(exc)
+        return None
+
+    workers = o.workers or min(8, _usable_cpus())
+    with cf.ThreadPoolExecutor(max_workers=workers) as pool:
+        reasons = list(progress(pool.map(reason, paths), total=len(paths), desc="checking images", unit="img",
+                                leave=False))
+    skipped = [{"file": p.name, "reason": why} for p, why in zip(paths, reasons) if why is not None]
+    for entry in skipped:
+        log.warning("skipping %s", entry["reason"])
+    usable = [p for p, why in zip(paths, reasons) if why is None]
+    if not usable:
+        raise AdlError(f"--hr {o.hr}: none of the {len(paths)} image(s) is usable (each was skipped); "
+                       f"see the warnings above")
+    return usable, skipped
 
 
 def _checked(o: GenerateOptions, s: int, path: Path, hr: np.ndarray) -> np.ndarray:
@@ -421,18 +495,44 @@ def _cut(o: GenerateOptions, index: int, path: Path, hr: np.ndarray, lr: np.ndar
         yield (s * y, s * x), hr[s * y : s * (y + q), s * x : s * (x + q)], lr[y : y + q, x : x + q]
 
 
-def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, model_sha: str) -> dict:
+def options_key(record: dict) -> str:
+    """What a shard's record must name to be adopted: the hash of the generation's settings (generate.json)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def _finished_shards(out: Path, shards: int, sizes: list[int], key: str) -> dict[int, dict]:
+    """Shards that match their records, as manifest entries; every other shard file is removed, with a warning."""
+    done = {}
+    for k in progress(range(shards), desc="checking finished shards", unit="shard", leave=False):
+        path = out / shard_name(k)
+        if not path.is_file():
+            record_path(path).unlink(missing_ok=True)
+            continue
+        entry, why = shard_against_record(path, key, sizes[k])
+        if entry:
+            done[k] = entry
+            continue
+        log.warning("%s: %s; regenerating it", path, why)
+        path.unlink()
+        record_path(path).unlink(missing_ok=True)
+    return done
+
+
+def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, model_sha: str, key: str) -> dict:
     s, n = backend.scale, o.patches_per_image
     total = len(paths) * n
     shards = (total + o.shard_size - 1) // o.shard_size
-    done = {k for k in range(shards) if (out / shard_name(k)).is_file()}
+    sizes = [min(o.shard_size, total - k * o.shard_size) for k in range(shards)]
+    written = _finished_shards(out, shards, sizes, key)
+    done = set(written)
     needed = [i for i in range(len(paths))
               if any((g // o.shard_size) not in done for g in range(i * n, (i + 1) * n))]
     if done:
         log.info("resuming: %d of %d shards already written", len(done), shards)
     buffers: dict[int, list] = {}
     writes: deque = deque()
-    written: dict[str, dict] = {}
     images = ((index, path, hr) for index, (path, hr) in zip(needed, _decoded([paths[i] for i in needed], o.workers)))
     with _writer_pool(o.writers) as writer:
         bar = progress(total=len(needed), desc=f"generate ({backend.name})", unit="img")
@@ -446,25 +546,18 @@ def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, 
                 if len(buffers[k]) == min(o.shard_size, total - k * o.shard_size):
                     rows = sorted(buffers.pop(k), key=lambda r: r[0])
                     while len(writes) > max(1, o.writers):  # a bounded number in flight: memory stays flat
-                        entry = writes.popleft().result()
-                        written[entry["file"]] = entry
-                    writes.append(writer.submit(
+                        k_done, entry = writes.popleft()
+                        written[k_done] = entry.result()
+                    writes.append((k, writer.submit(
                         write_shard, out / shard_name(k), np.stack([r[3] for r in rows]),
                         np.stack([r[4] for r in rows]), [r[1] for r in rows],
-                        np.array([r[2] for r in rows], dtype=np.int32), s, model_sha))
+                        np.array([r[2] for r in rows], dtype=np.int32), s, model_sha, key)))
             bar.update(1)
-        for w in writes:
-            entry = w.result()
-            written[entry["file"]] = entry
+        for k, w in writes:
+            written[k] = w.result()
         bar.close()
-    entries = []
-    for k in progress(range(shards), desc="checksums", unit="shard", leave=False):
-        path = out / shard_name(k)
-        # Shards of this run were hashed by their writer; only those of an earlier run are read again.
-        entry = written.get(path.name) or {"file": path.name, "samples": min(o.shard_size, total - k * o.shard_size),
-                                           "bytes": path.stat().st_size, "sha256": file_sha256(path)}
-        entries.append(entry)
-    return {"shards": entries, "total_samples": total}
+    # Shards of this run were hashed by their writer, those of an earlier run by _finished_shards.
+    return {"shards": [written[k] for k in range(shards)], "total_samples": total}
 
 
 def _generate_png(o: GenerateOptions, backend, paths: list[Path], out: Path) -> dict:
