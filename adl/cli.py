@@ -16,7 +16,10 @@ from pathlib import Path
 
 import adl
 from adl.errors import AdlError, UsageError
+from adl.options import device_name as _device
 from adl.options import integer as _integer
+from adl.options import non_negative_float as _non_negative_float
+from adl.options import positive_float as _positive_float
 from adl.options import positive_int as _positive_int
 
 log = logging.getLogger("adl")
@@ -65,34 +68,6 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative; give 0 or more")
     return value
-
-
-def _number(text: str, least: float, strict: bool) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    # Written so that NaN fails: every comparison with NaN is false.
-    if not (math.isfinite(value) and (value > least if strict else value >= least)):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number {'above' if strict else 'of at least'} {least:g}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    return _number(text, 0.0, strict=True)
-
-
-def _non_negative_float(text: str) -> float:
-    return _number(text, 0.0, strict=False)
-
-
-def _device(text: str) -> str:
-    """The spelling of --device is a usage error (exit 2); whether CUDA is there is checked later (exit 1)."""
-    from adl.choices import DEVICE_CHOICES
-
-    if text in DEVICE_CHOICES or re.fullmatch(r"cuda:\d+", text):
-        return text
-    raise argparse.ArgumentTypeError(f"{text!r} is not a device; use {', '.join(DEVICE_CHOICES)} or cuda:N")
 
 
 def _scale(text: str) -> int:

@@ -30,7 +30,7 @@ from adl.atomic import file_sha256, write_text
 from adl.choices import COMPILE_CHOICES, COMPILE_HELP, DEVICE_HELP, INFER_PRECISIONS, SCALES
 from adl.errors import AdlError, UsageError
 from adl.imageio import list_images, read_image, require_unique_stems, write_png
-from adl.options import option
+from adl.options import device_name, option
 from adl.progress import progress
 from adl.shards import (FORMAT_VERSION, MANIFEST, OPTIONS_FILE, manifest_problems, record_path, shard_against_record,
                         shard_name, write_manifest, write_shard)
@@ -56,7 +56,7 @@ class GenerateOptions:
     shard_size: int = option(512, "samples per shard", minimum=1)
     scale: int | None = option(None, "2 or 4 (default: the model's)", choices=SCALES)
     backend: str = option("auto", "auto: ONNX Runtime for a .onnx model, torch for a checkpoint", choices=BACKENDS)
-    device: str = option("auto", DEVICE_HELP)
+    device: str = option("auto", DEVICE_HELP, parse=device_name)
     workers: int = option(0, "decoding threads; 0: one per usable CPU, at most 8")
     seed: int = option(0, "seed of the patch positions")
     format: str = option("h5", "h5: HDF5 shards (docs/shards.md); png: BasicSR paired folders", choices=FORMATS)

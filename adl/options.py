@@ -10,22 +10,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import math
+import re
 import typing
 
 MISSING = dataclasses.MISSING
 
 
 def option(default=MISSING, help: str = "", *, choices: typing.Sequence[str] | None = None,
-           minimum: int | None = None, required: bool | None = None, metavar: str | None = None):
+           minimum: int | None = None, required: bool | None = None, metavar: str | None = None,
+           parse: typing.Callable[[str], typing.Any] | None = None):
     """A dataclass field that is also a command-line option ``--name-with-dashes``.
 
     ``help`` describes the option; a concrete default is appended to it on the command line, so a
     help text names only defaults that are derived ("default 80 epochs"). A field without a default
     is a required option unless ``required=False`` (then the command line's default is None).
-    A boolean defaulting to True becomes ``--no-NAME``.
+    A boolean defaulting to True becomes ``--no-NAME``. ``parse`` replaces the converter the type
+    implies (e.g. positive_float): a value it refuses is a usage error on the command line and a
+    config error in the workflow alike.
     """
     metadata = {"help": help, "choices": tuple(choices) if choices else None, "minimum": minimum,
-                "required": required, "metavar": metavar}
+                "required": required, "metavar": metavar, "parse": parse}
     return dataclasses.field(default=default, metadata={"adl_option": metadata})
 
 
@@ -58,6 +63,31 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
+def _finite(text: str, least: float, strict: bool) -> float:
+    value = _number(text)
+    # Written so that NaN fails: every comparison with NaN is false.
+    if not (math.isfinite(value) and (value > least if strict else value >= least)):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number {'above' if strict else 'of at least'} {least:g}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    return _finite(text, 0.0, strict=True)
+
+
+def non_negative_float(text: str) -> float:
+    return _finite(text, 0.0, strict=False)
+
+
+def device_name(text: str) -> str:
+    """The spelling of --device is a usage error (exit 2); whether CUDA is there is checked later (exit 1)."""
+    from adl.choices import DEVICE_CHOICES
+
+    if text in DEVICE_CHOICES or re.fullmatch(r"cuda:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not a device; use {', '.join(DEVICE_CHOICES)} or cuda:N")
+
+
 _INTEGERS = {None: integer, 0: _non_negative_int, 1: positive_int}
 
 
@@ -73,6 +103,7 @@ class Option:
     minimum: int | None
     required: bool
     metavar: str | None
+    parse: typing.Callable[[str], typing.Any] | None = None
 
     @property
     def flag(self) -> str:
@@ -80,6 +111,8 @@ class Option:
         return f"--no-{dashed}" if self.kind is bool and self.default is True else f"--{dashed}"
 
     def converter(self):
+        if self.parse is not None:
+            return self.parse
         if self.kind is int:
             return _INTEGERS[self.minimum]
         return _number if self.kind is float else str
@@ -102,7 +135,7 @@ def options_of(cls) -> list[Option]:
             raise TypeError(f"{cls.__name__}.{f.name}: type {hints[f.name]} is not int, float, str or bool (or None)")
         required = meta["required"] if meta["required"] is not None else f.default is MISSING
         found.append(Option(f.name, kinds[0], f.default, meta["help"], meta["choices"], meta["minimum"], required,
-                            meta["metavar"]))
+                            meta["metavar"], meta.get("parse")))
     return found
 
 

@@ -27,7 +27,7 @@ from adl.fastpath import resolve_fast_path
 from adl.errors import AdlError, UsageError
 from adl.imageio import list_images, pair_by_stem, read_image
 from adl.metrics import psnr
-from adl.options import option
+from adl.options import device_name, non_negative_float, option, positive_float
 from adl.runs import TrainingRun, data_fingerprint, read_checkpoint
 from adl.atomic import file_sha256
 from adl.sr_data import LRSource, PairedPatches, ShardPatches, check_pair, make_lr_images
@@ -79,16 +79,16 @@ class SROptions:
     iterations: int = option(300_000, "total iterations", minimum=1)
     batch_size: int = option(16, "patches per batch", minimum=1)
     hr_patch: int = option(192, "HR crop size", minimum=1)
-    lr_rate: float = option(1e-4, "Adam learning rate")
+    lr_rate: float = option(1e-4, "Adam learning rate", parse=positive_float)
     decay_at: int = option(200_000, "iteration at which the learning rate is halved")
     n_feats: int | None = option(None, "features (default 64)", minimum=1)
     n_blocks: int | None = option(None, "residual blocks (default 16 for edsr, 23 for rrdb)", minimum=1)
     flips: bool = option(True, "no random flips/rotations")
     seed: int = option(0, "seed of initialisation and patch sampling")
-    device: str = option("auto", DEVICE_HELP)
+    device: str = option("auto", DEVICE_HELP, parse=device_name)
     precision: str = option("auto", PRECISION_HELP, choices=TRAIN_PRECISIONS)
     compile: str = option("auto", COMPILE_HELP, choices=COMPILE_CHOICES)
-    workers: int | None = option(None, "DataLoader worker processes (default 0 on CPU, 4 on CUDA)")
+    workers: int | None = option(None, "DataLoader worker processes (default 0 on CPU, 4 on CUDA)", minimum=0)
     checkpoint_every: int = option(1000, "iterations between checkpoints", minimum=1)
     log_every: int = option(100, "iterations per log.csv row", minimum=1)
     val_hr: str | None = option(None, "held-out HR folder for periodic validation PSNR")
@@ -96,7 +96,7 @@ class SROptions:
     val_every: int = option(0, "iterations between validations (0: never)")
     perceptual: bool = option(False, "eq. (9): VGG-19 conv5_4 L1 + β·GAN")
     vgg_weights: str | None = option(None, "torchvision VGG-19 state dict (.pth) for --perceptual")
-    beta: float = option(0.02, "GAN weight of --perceptual")
+    beta: float = option(0.02, "GAN weight of --perceptual", parse=non_negative_float)
     disc_width: int = option(64, "discriminator width for --perceptual", minimum=1)
 
     def resolved(self) -> "SROptions":

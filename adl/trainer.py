@@ -38,7 +38,7 @@ from adl.metrics import kernel_similarity, psnr
 from adl.losses import DATA_LOSSES, DataTerm, discriminator_loss, generator_adversarial_loss
 from adl.nets import Discriminator
 from adl.nets.downsampler import build_downsampler
-from adl.options import option
+from adl.options import device_name, non_negative_float, option, positive_float
 from adl.retrieval import default_kernel_size, equation_count, retrieve_from_model
 from adl.runs import TrainingRun, data_fingerprint
 from adl.scales import repetitions
@@ -68,8 +68,9 @@ class DownsamplerOptions:
     batch_size: int = option(24, "patches per batch", minimum=1)
     lr_patch: int = option(64, "LR crop size", minimum=1)
     hr_patch: int | None = option(None, "HR crop size (default lr-patch × scale)", minimum=1)
-    alpha: float | None = option(None, "data-term weight (default 100 for adl, 200 otherwise)")
-    warmup: int | None = option(None, "ADL: LFL iterations before the first retrieval (default 10 epochs)")
+    alpha: float | None = option(None, "data-term weight (default 100 for adl, 200 otherwise)",
+                                 parse=non_negative_float)
+    warmup: int | None = option(None, "ADL: LFL iterations before the first retrieval (default 10 epochs)", minimum=0)
     update_every: int | None = option(None, "ADL: iterations between retrievals (default 10 epochs)", minimum=1)
     retrieval_images: int = option(50, "ADL: HR images per retrieval", minimum=1)
     kernel_size: int | None = option(None, "ADL: retrieved kernel size (default 10 × scale)", minimum=1)
@@ -79,12 +80,12 @@ class DownsamplerOptions:
     disc_width: int = option(64, "D base width", minimum=1)
     disc_norm: str = option("none", "D's normalisation: none, as the authors' code runs it, or instance "
                                     "(method.md §3; docs/conventions.md)", choices=DISC_NORMS)
-    lr_rate: float = option(5e-5, "Adam learning rate")
+    lr_rate: float = option(5e-5, "Adam learning rate", parse=positive_float)
     seed: int = option(0, "seed of initialisation and patch sampling")
-    device: str = option("auto", DEVICE_HELP)
+    device: str = option("auto", DEVICE_HELP, parse=device_name)
     checkpoint_every: int | None = option(None, "iterations between checkpoints (default 1 epoch)", minimum=1)
     log_every: int = option(100, "iterations per log.csv row", minimum=1)
-    workers: int | None = option(None, "DataLoader worker processes (default 0 on CPU, 4 on CUDA)")
+    workers: int | None = option(None, "DataLoader worker processes (default 0 on CPU, 4 on CUDA)", minimum=0)
     precision: str = option("auto", PRECISION_HELP, choices=TRAIN_PRECISIONS)
     compile: str = option("auto", COMPILE_HELP, choices=COMPILE_CHOICES)
     sampling: str = option("auto", "where patches are cut: device keeps the images on the GPU (auto: on CUDA, if "
