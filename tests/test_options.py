@@ -18,8 +18,9 @@ from adl.trainer import DownsamplerOptions
 from test_workflow import REPO
 
 COMMANDS = {"train-downsampler": DownsamplerOptions, "train-sr": SROptions, "generate": GenerateOptions}
-# What each command adds beyond its dataclass: the run folder, and train-sr's --amp alias.
-EXTRA = {"train-downsampler": {"output"}, "train-sr": {"output"}, "generate": set()}
+# What each command adds beyond its dataclass: the run folder, train-sr's --amp alias, and -q, which
+# every subcommand accepts after its name too.
+EXTRA = {"train-downsampler": {"output", "quiet"}, "train-sr": {"output", "quiet"}, "generate": {"quiet"}}
 
 
 def subparser(command: str) -> argparse.ArgumentParser:
