@@ -531,7 +531,7 @@ def test_png_pairs_layout_and_contents(world, tmp_path, capsys):
     assert leftovers(out) == []
 
     assert_one_error(capsys, [*gen_args(world["onnx"][2], world["hr"], tmp_path / "full"), "--full-images"],
-                     "--full-images", "--format png")
+                     "--full-images", "--format png", code=2)
     assert not (tmp_path / "full").exists()
 
 
