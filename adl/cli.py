@@ -40,6 +40,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _byte_size(text: str) -> int:
+    """'512M' -> 536870912: sizes in bytes with an optional K, M, G or T (powers of 1024)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    number, unit = text.strip().upper().rstrip("IB"), ""
+    if number and number[-1] in units:
+        number, unit = number[:-1], number[-1]
+    try:
+        value = int(float(number) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 1G, 256M, 1000000)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive size")
+    return value
+
+
 def _scale(text: str) -> int:
     value = _integer(text)
     if value not in (2, 4):
@@ -161,6 +176,14 @@ def cmd_verify_shards(args) -> None:
 
     manifest = verify_shards(args.shard_dir)
     print(f"{args.shard_dir}: {len(manifest['shards'])} shard(s), {manifest['total_samples']} samples, all valid")
+
+
+def cmd_merge_shards(args) -> None:
+    from adl.merge import merge_shards
+
+    manifest = merge_shards(args.parts, args.output, move=args.move)
+    print(f"{args.output}: {len(manifest['shards'])} shard(s), {manifest['total_samples']} samples from "
+          f"{len(args.parts)} part(s)")
 
 
 def cmd_split(args) -> None:
@@ -492,12 +515,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="(G(HR), HR) training pairs in bulk: HDF5 shards or PNG folders")
     p.add_argument("--model", required=True, help="model.onnx or a downsampler checkpoint/run folder")
-    p.add_argument("--hr", required=True, help="folder of HR images")
+    p.add_argument("--hr", required=True, nargs="+", metavar="HR",
+                   help="HR images: folders, list files (one path per line) or quoted glob patterns, one or more")
     p.add_argument("--output", required=True, help="SHARD_DIR; rerunning the same command resumes")
     p.add_argument("--patch", type=_positive_int, default=192, help="HR patch size (default 192)")
     p.add_argument("--patches-per-image", type=_positive_int, default=16)
     p.add_argument("--full-images", action="store_true", help="whole images instead of patches (--format png)")
-    p.add_argument("--shard-size", type=_positive_int, default=512, help="samples per shard (default 512)")
+    sizing = p.add_mutually_exclusive_group()
+    sizing.add_argument("--shard-size", type=_positive_int, default=512, help="samples per shard (default 512)")
+    sizing.add_argument("--shard-bytes", type=_byte_size, metavar="BYTES",
+                        help="shard size in uncompressed bytes instead of samples, e.g. 1G or 256M")
+    p.add_argument("--compression", choices=("gzip", "lzf", "none"), default="gzip",
+                   help="filter for hr and lr (default gzip; docs/shards.md compares them)")
+    p.add_argument("--gzip-level", type=_integer, default=1, help="0-9 with --compression gzip (default 1)")
+    p.add_argument("--part", metavar="I/N",
+                   help="write only the I-th of N parts (its own --output); adl merge-shards joins them")
     p.add_argument("--scale", type=_scale, help="default: the model's")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto")
     p.add_argument("--workers", type=_integer, default=0,
@@ -513,6 +545,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify-shards", help="check every shard's checksum, shapes and dtypes")
     p.add_argument("shard_dir")
     p.set_defaults(func=cmd_verify_shards)
+
+    p = sub.add_parser("merge-shards", help="one shard folder from the finished parts of adl generate --part")
+    p.add_argument("parts", nargs="+", metavar="PART_DIR", help="every part folder of one generation")
+    p.add_argument("--output", required=True, help="SHARD_DIR; rerunning the same command resumes")
+    p.add_argument("--move", action="store_true",
+                   help="move the shard files instead of hard-linking them (the parts are emptied)")
+    p.set_defaults(func=cmd_merge_shards)
 
     p = sub.add_parser("split", help="choose the HR, LR and test images of a dataset (method.md §8)")
     p.add_argument("--protocol", choices=("sample", "div2k", "folders"), required=True)

@@ -7,7 +7,8 @@ and writes finished shards. Memory therefore stays flat in the number of images.
 Sample g of a run is patch g mod n of image g div n (n patches per image); patch positions
 come from a generator seeded with (seed, image index), so the same inputs, model and seed give
 the same samples in the same shards. A shard appears under its final name only when complete;
-a rerun of the same command skips finished shards, and manifest.json is written last.
+a rerun of the same command skips finished shards, and manifest.json is written last. With
+``part`` a run writes only its share of those shards (adl.parts); ``adl merge-shards`` joins them.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ import numpy as np
 import adl
 from adl.atomic import file_sha256, write_text
 from adl.errors import AdlError
-from adl.imageio import list_images, read_image, require_unique_stems, write_png
+from adl.image_lists import resolve_images
+from adl.imageio import read_image, require_unique_stems, write_png
+from adl.parts import images_of_shards, parse_part, part_shards, shard_size_for_bytes
 from adl.progress import progress
-from adl.shards import FORMAT_VERSION, MANIFEST, shard_name, write_manifest, write_shard
+from adl.shards import (COMPRESSION, COMPRESSION_LEVEL, COMPRESSIONS, FORMAT_VERSION, MANIFEST, compression_record,
+                        shard_name, write_manifest, write_shard)
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +46,16 @@ FORMATS = ("h5", "png")
 @dataclass
 class GenerateOptions:
     model: str
-    hr: str
+    hr: str | list[str]  # folders, list files (one image path per line) or glob patterns, one or several
     output: str
     patch: int = 192
     patches_per_image: int = 16
     full_images: bool = False
     shard_size: int = 512
+    shard_bytes: int | None = None  # instead of shard_size: samples per shard = this // one sample's raw bytes
+    compression: str = COMPRESSION  # gzip, lzf or none, for hr and lr
+    gzip_level: int = COMPRESSION_LEVEL  # 0-9, with gzip
+    part: str | None = None  # "I/N": only the I-th of N contiguous runs of shards, for merge-shards
     scale: int | None = None
     backend: str = "auto"
     device: str = "auto"
@@ -266,6 +274,17 @@ def _check_options(o: GenerateOptions) -> None:
     for name in ("patch", "patches_per_image", "shard_size"):
         if getattr(o, name) < 1:
             raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
+    if o.shard_bytes is not None and o.shard_bytes < 1:
+        raise AdlError(f"--shard-bytes {o.shard_bytes}: must be at least 1")
+    if o.compression not in COMPRESSIONS:
+        raise AdlError(f"--compression {o.compression}: choose from {', '.join(COMPRESSIONS)}")
+    if not 0 <= o.gzip_level <= 9:
+        raise AdlError(f"--gzip-level {o.gzip_level}: must be 0 to 9")
+    if o.part is not None:
+        parse_part(o.part)
+        if o.format != "h5":
+            raise AdlError(f"--part {o.part}: parts split HDF5 shards; PNG folders (--format png) are written by "
+                           f"one run")
     for name in ("workers", "writers"):
         if getattr(o, name) < 0:
             raise AdlError(f"--{name} {getattr(o, name)}: must not be negative")
@@ -294,6 +313,8 @@ def _prepare_output(out: Path, record: dict) -> bool:
                 changed.append("--model")
             if previous.get("hr") != record["hr"]:
                 changed.append("--hr (its files)")
+            if previous.get("part") != record.get("part"):
+                changed.append("--part")
             raise AdlError(f"{out}: holds a generation with other settings ({', '.join(changed)}); "
                            f"rerun with the same options or use a new --output")
         return (out / MANIFEST).exists()
@@ -328,18 +349,25 @@ def _generate(o: GenerateOptions, backend) -> dict:
     if o.patch % s:
         raise AdlError(f"--patch {o.patch}: must be a multiple of the scale {s}")
     model_sha = file_sha256(Path(o.model) / "checkpoint.pt" if Path(o.model).is_dir() else o.model)
-    paths = list_images(o.hr, what="--hr")
+    paths = resolve_images(o.hr, what="--hr")
     if o.format == "png":  # pairs are named by stem: a.png and a.jpg would write, and list, the same pair
         require_unique_stems(paths, "--hr")
     out = Path(o.output)
     # Options that change the samples are recorded; a resume must repeat them. The device, thread
     # and process counts and compilation do not change them.
-    speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile")
+    # The part is recorded apart from the options: every part of one generation has the same options.
+    speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile", "part")
     options = {k: v for k, v in dataclasses.asdict(o).items() if k not in speed_only}
     options.update(scale=s, backend=backend.name, precision=backend.precision)
     if o.full_images:
         options["patch"] = options["patches_per_image"] = None
+    if o.shard_bytes is not None and not o.full_images:
+        options["shard_size"] = shard_size_for_bytes(o.shard_bytes, o.patch, s)
+    if o.compression != "gzip":
+        options["gzip_level"] = None
     record = {"model_sha256": model_sha, "hr": [p.name for p in paths], "options": options}
+    if o.part is not None:
+        record["part"] = list(parse_part(o.part))
     log.info("generating with %s (provider %s)", backend.name, backend.provider)
     if _prepare_output(out, record):
         log.warning("%s: already complete; nothing to do", out)
@@ -350,7 +378,8 @@ def _generate(o: GenerateOptions, backend) -> dict:
     if o.format == "png":
         manifest.update(_generate_png(o, backend, paths, out))
     else:
-        manifest.update(_generate_shards(o, backend, paths, out, model_sha))
+        manifest["compression"] = compression_record(o.compression, o.gzip_level)
+        manifest.update(_generate_shards(o, backend, paths, out, model_sha, options["shard_size"]))
     write_manifest(out, manifest)
     return manifest
 
@@ -416,15 +445,17 @@ def _cut(o: GenerateOptions, index: int, path: Path, hr: np.ndarray, lr: np.ndar
         yield (s * y, s * x), hr[s * y : s * (y + q), s * x : s * (x + q)], lr[y : y + q, x : x + q]
 
 
-def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, model_sha: str) -> dict:
+def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, model_sha: str,
+                     shard_size: int) -> dict:
     s, n = backend.scale, o.patches_per_image
     total = len(paths) * n
-    shards = (total + o.shard_size - 1) // o.shard_size
-    done = {k for k in range(shards) if (out / shard_name(k)).is_file()}
-    needed = [i for i in range(len(paths))
-              if any((g // o.shard_size) not in done for g in range(i * n, (i + 1) * n))]
-    if done:
-        log.info("resuming: %d of %d shards already written", len(done), shards)
+    shards = (total + shard_size - 1) // shard_size
+    ours = part_shards(shards, *parse_part(o.part)) if o.part else range(shards)
+    # Shards of other parts count as done: this run neither writes nor lists them.
+    done = {k for k in range(shards) if k not in ours or (out / shard_name(k)).is_file()}
+    needed = images_of_shards([k for k in ours if k not in done], shard_size, n, total)
+    if done.intersection(ours):
+        log.info("resuming: %d of %d shards already written", len(done.intersection(ours)), len(ours))
     buffers: dict[int, list] = {}
     writes: deque = deque()
     written: dict[str, dict] = {}
@@ -434,11 +465,11 @@ def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, 
         for index, path, hr, lr in _downsampled(o, backend, images):
             for j, (offset, hr_patch, lr_patch) in enumerate(_cut(o, index, path, hr, lr, s)):
                 g = index * n + j
-                k = g // o.shard_size
+                k = g // shard_size
                 if k in done:
                     continue
                 buffers.setdefault(k, []).append((g, path.stem, offset, hr_patch, lr_patch))
-                if len(buffers[k]) == min(o.shard_size, total - k * o.shard_size):
+                if len(buffers[k]) == min(shard_size, total - k * shard_size):
                     rows = sorted(buffers.pop(k), key=lambda r: r[0])
                     while len(writes) > max(1, o.writers):  # a bounded number in flight: memory stays flat
                         entry = writes.popleft().result()
@@ -446,20 +477,26 @@ def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, 
                     writes.append(writer.submit(
                         write_shard, out / shard_name(k), np.stack([r[3] for r in rows]),
                         np.stack([r[4] for r in rows]), [r[1] for r in rows],
-                        np.array([r[2] for r in rows], dtype=np.int32), s, model_sha))
+                        np.array([r[2] for r in rows], dtype=np.int32), s, model_sha, o.compression, o.gzip_level))
             bar.update(1)
         for w in writes:
             entry = w.result()
             written[entry["file"]] = entry
         bar.close()
     entries = []
-    for k in progress(range(shards), desc="checksums", unit="shard", leave=False):
+    for k in progress(ours, desc="checksums", unit="shard", leave=False):
         path = out / shard_name(k)
         # Shards of this run were hashed by their writer; only those of an earlier run are read again.
-        entry = written.get(path.name) or {"file": path.name, "samples": min(o.shard_size, total - k * o.shard_size),
+        entry = written.get(path.name) or {"file": path.name, "samples": min(shard_size, total - k * shard_size),
                                            "bytes": path.stat().st_size, "sha256": file_sha256(path)}
         entries.append(entry)
-    return {"shards": entries, "total_samples": total}
+    result = {"shards": entries, "total_samples": sum(e["samples"] for e in entries)}
+    if o.part:
+        index, count = parse_part(o.part)
+        # What merge-shards checks the parts against: together they must be exactly the whole.
+        result["part"] = {"index": index, "count": count, "first_shard": ours.start, "shards": len(ours),
+                          "dataset_shards": shards, "dataset_samples": total}
+    return result
 
 
 def _generate_png(o: GenerateOptions, backend, paths: list[Path], out: Path) -> dict:

@@ -5,7 +5,8 @@ SHARD_DIR/manifest.json      written last, atomically: the directory is complete
 
 Each shard is written to a hidden temporary name and renamed when complete, so a shard file
 under its final name is always whole. Layout choice (measured in benchmarks/shard_layout.py):
-one sample per chunk, gzip level 1.
+one sample per chunk; gzip level 1 by default, lzf or none on request (``compression`` in the
+manifest records which).
 """
 
 from __future__ import annotations
@@ -23,7 +24,19 @@ from adl.errors import AdlError
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CHUNK_SAMPLES = 1
+COMPRESSIONS = ("gzip", "lzf", "none")
 COMPRESSION, COMPRESSION_LEVEL = "gzip", 1
+
+
+def compression_record(compression: str, level: int | None) -> dict:
+    """How hr and lr are compressed, as the manifest records it (a level only for gzip)."""
+    return {"filter": compression, "level": level if compression == "gzip" else None}
+
+
+def _filter_arguments(compression: str, level: int | None) -> dict:
+    if compression == "none":
+        return {}
+    return {"compression": compression, "compression_opts": level if compression == "gzip" else None}
 
 
 def shard_name(index: int) -> str:
@@ -31,13 +44,15 @@ def shard_name(index: int) -> str:
 
 
 def write_shard(path: Path, hr: np.ndarray, lr: np.ndarray, sources: Sequence[str], offsets: np.ndarray,
-                scale: int, model_sha256: str) -> dict:
+                scale: int, model_sha256: str, compression: str = COMPRESSION,
+                level: int | None = COMPRESSION_LEVEL) -> dict:
     """Write one complete shard atomically; returns its manifest entry."""
+    filters = _filter_arguments(compression, level)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", track_order=False) as f:
             for name, data in (("hr", hr), ("lr", lr)):
-                f.create_dataset(name, data=data, chunks=(CHUNK_SAMPLES, *data.shape[1:]), compression=COMPRESSION,
-                                 compression_opts=COMPRESSION_LEVEL, track_times=False)
+                f.create_dataset(name, data=data, chunks=(CHUNK_SAMPLES, *data.shape[1:]), track_times=False,
+                                 **filters)
             f.create_dataset("source", data=np.array(sources, dtype=object), dtype=h5py.string_dtype(),
                              track_times=False)
             f.create_dataset("offset", data=offsets.astype(np.int32), track_times=False)
@@ -82,6 +97,13 @@ def check_shard(path: Path, entry: dict, manifest: dict, checksum: bool = True) 
                     raise AdlError(f"{path}: dataset {name} is {f[name].dtype}, expected uint8")
             if int(f.attrs["scale"]) != s or int(f.attrs["format_version"]) != FORMAT_VERSION:
                 raise AdlError(f"{path}: attributes (scale, format_version) disagree with the manifest")
+            if "compression" in manifest:
+                want = manifest["compression"]
+                for name in ("hr", "lr"):
+                    found = compression_record(f[name].compression or "none", f[name].compression_opts)
+                    if found != want:
+                        raise AdlError(f"{path}: dataset {name} is compressed as {found}, the manifest says {want}; "
+                                       f"regenerate it")
     except (OSError, KeyError) as exc:
         raise AdlError(f"{path}: not a readable shard ({type(exc).__name__}); regenerate it") from None
 

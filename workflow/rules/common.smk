@@ -37,8 +37,11 @@ def options_tag(options):
 
 
 DOWN_TAG = options_tag(config["downsampler"]["options"])
-GEN_TAG = options_tag(config["generate"])
-SR_TAG = options_tag({"sr": config["sr"]["options"], "generate": config["generate"]})
+# How many jobs generate the shards changes nothing in them (docs/shards.md): not part of the tags.
+GEN_PARTS = config["generate"].get("parts", 1)
+GEN_OPTIONS = {k: v for k, v in config["generate"].items() if k != "parts"}
+GEN_TAG = options_tag(GEN_OPTIONS)
+SR_TAG = options_tag({"sr": config["sr"]["options"], "generate": GEN_OPTIONS})
 DOWN = f"results/{DATASET}/x{{scale}}/{{kernel}}/down-{{loss}}-{DOWN_TAG}"
 SR = f"results/{DATASET}/x{{scale}}/{{kernel}}/sr-{{model}}-{{method}}-{SR_TAG}"
 
