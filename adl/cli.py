@@ -175,7 +175,10 @@ def cmd_verify_shards(args) -> None:
     from adl.shards import verify_shards
 
     manifest = verify_shards(args.shard_dir)
-    print(f"{args.shard_dir}: {len(manifest['shards'])} shard(s), {manifest['total_samples']} samples, all valid")
+    if manifest["options"]["format"] == "png":
+        print(f"{args.shard_dir}: {manifest['total_samples']} PNG pair(s), all valid")
+    else:
+        print(f"{args.shard_dir}: {len(manifest['shards'])} shard(s), {manifest['total_samples']} samples, all valid")
 
 
 def cmd_merge_shards(args) -> None:
@@ -542,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     device_option(p)
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("verify-shards", help="check every shard's checksum, shapes and dtypes")
+    p = sub.add_parser("verify-shards", help="check the manifest, every shard's checksum, shapes and data (or PNG pairs)")
     p.add_argument("shard_dir")
     p.set_defaults(func=cmd_verify_shards)
 
@@ -631,7 +634,8 @@ def main(argv: list[str] | None = None) -> int:
         with logging_redirect_tqdm():
             args.func(args)
     except AdlError as exc:
-        print(f"adl {args.command}: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # several problems: one line each, each with the prefix
+            print(f"adl {args.command}: error: {line}", file=sys.stderr)
         return getattr(exc, "exit_code", 1)
     except KeyboardInterrupt:
         print(f"adl {args.command}: interrupted", file=sys.stderr)

@@ -7,8 +7,9 @@ and writes finished shards. Memory therefore stays flat in the number of images.
 Sample g of a run is patch g mod n of image g div n (n patches per image); patch positions
 come from a generator seeded with (seed, image index), so the same inputs, model and seed give
 the same samples in the same shards. A shard appears under its final name only when complete;
-a rerun of the same command skips finished shards, and manifest.json is written last. With
-``part`` a run writes only its share of those shards (adl.parts); ``adl merge-shards`` joins them.
+a rerun of the same command skips the finished shards that still match their records (others
+are regenerated, with a warning), and manifest.json is written last. With ``part`` a run writes
+only its share of those shards (adl.parts); ``adl merge-shards`` joins them.
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ from adl.image_lists import resolve_images
 from adl.imageio import read_image, require_unique_stems, write_png
 from adl.parts import images_of_shards, parse_part, part_shards, shard_size_for_bytes
 from adl.progress import progress
-from adl.shards import (COMPRESSION, COMPRESSION_LEVEL, COMPRESSIONS, FORMAT_VERSION, MANIFEST, compression_record,
-                        shard_name, write_manifest, write_shard)
+from adl.shards import (COMPRESSION, COMPRESSION_LEVEL, COMPRESSIONS, FORMAT_VERSION, MANIFEST, OPTIONS_FILE,
+                        compression_record, manifest_problems, record_path, shard_against_record, shard_name,
+                        write_manifest, write_shard)
 
 log = logging.getLogger(__name__)
 
 PATCH_STREAM = 4
-OPTIONS_FILE = "generate.json"
 BACKENDS = ("auto", "onnxruntime", "torch")
 FORMATS = ("h5", "png")
 
@@ -331,8 +332,9 @@ def _has_output(out: Path) -> bool:
 
 def _remove_stale_temporaries(out: Path) -> None:
     """Temporaries of an interrupted run (only adl's own hidden ``.<name>.*.part.<ext>`` files)."""
-    for tmp in out.glob(".shard-*.part.h5"):
-        tmp.unlink(missing_ok=True)
+    for pattern in (".shard-*.part.h5", ".shard-*.record.json.*.part.json"):
+        for tmp in out.glob(pattern):
+            tmp.unlink(missing_ok=True)
 
 
 def generate(o: GenerateOptions) -> dict:
@@ -370,8 +372,10 @@ def _generate(o: GenerateOptions, backend) -> dict:
         record["part"] = list(parse_part(o.part))
     log.info("generating with %s (provider %s)", backend.name, backend.provider)
     if _prepare_output(out, record):
-        log.warning("%s: already complete; nothing to do", out)
-        return json.loads((out / MANIFEST).read_text())
+        if _still_complete(out, o, record):
+            log.warning("%s: already complete; nothing to do", out)
+            return json.loads((out / MANIFEST).read_text())
+        (out / MANIFEST).unlink()
     _remove_stale_temporaries(out)
     manifest = {"format_version": FORMAT_VERSION, "scale": s, "model": {"path": str(o.model), "sha256": model_sha},
                 "adl_version": adl.__version__, "options": options, "seed": o.seed, "provider": backend.provider}
@@ -379,9 +383,25 @@ def _generate(o: GenerateOptions, backend) -> dict:
         manifest.update(_generate_png(o, backend, paths, out))
     else:
         manifest["compression"] = compression_record(o.compression, o.gzip_level)
-        manifest.update(_generate_shards(o, backend, paths, out, model_sha, options["shard_size"]))
+        manifest.update(_generate_shards(o, backend, paths, out, model_sha, options["shard_size"], options_key(record)))
     write_manifest(out, manifest)
     return manifest
+
+
+def _still_complete(out: Path, o: GenerateOptions, record: dict) -> bool:
+    """A finished h5 folder of this format whose shards all still match their records (damaged ones are removed)."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        log.warning("%s: unreadable; finishing the generation again", out / MANIFEST)
+        return False
+    if manifest_problems(manifest):
+        log.warning("%s: not a valid manifest; finishing the generation again", out / MANIFEST)
+        return False
+    if o.format != "h5" or manifest["format_version"] != FORMAT_VERSION:
+        return True  # format 1 folders have no records to check against; verify-shards still checks them
+    sizes = {int(entry["file"][len("shard-"):-len(".h5")]): entry["samples"] for entry in manifest["shards"]}
+    return len(_finished_shards(out, sizes, options_key(record))) == len(sizes)
 
 
 def _checked(o: GenerateOptions, s: int, path: Path, hr: np.ndarray) -> np.ndarray:
@@ -445,20 +465,48 @@ def _cut(o: GenerateOptions, index: int, path: Path, hr: np.ndarray, lr: np.ndar
         yield (s * y, s * x), hr[s * y : s * (y + q), s * x : s * (x + q)], lr[y : y + q, x : x + q]
 
 
+def options_key(record: dict) -> str:
+    """What a shard's record must name to be adopted: the hash of the generation's settings (generate.json).
+    The part is left out: a shard and its record are the same whichever part, or unsplit run, wrote them."""
+    import hashlib
+
+    whole = {k: v for k, v in record.items() if k != "part"}
+    return hashlib.sha256(json.dumps(whole, sort_keys=True).encode()).hexdigest()
+
+
+def _finished_shards(out: Path, sizes: dict[int, int], key: str) -> dict[int, dict]:
+    """Of the shards ``sizes`` names (index: samples), those that match their records, as manifest entries;
+    every other one of their files is removed, with a warning."""
+    done = {}
+    for k in progress(sizes, desc="checking finished shards", unit="shard", leave=False):
+        path = out / shard_name(k)
+        if not path.is_file():
+            record_path(path).unlink(missing_ok=True)
+            continue
+        entry, why = shard_against_record(path, key, sizes[k])
+        if entry:
+            done[k] = entry
+            continue
+        log.warning("%s: %s; regenerating it", path, why)
+        path.unlink()
+        record_path(path).unlink(missing_ok=True)
+    return done
+
+
 def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, model_sha: str,
-                     shard_size: int) -> dict:
+                     shard_size: int, key: str) -> dict:
     s, n = backend.scale, o.patches_per_image
     total = len(paths) * n
     shards = (total + shard_size - 1) // shard_size
     ours = part_shards(shards, *parse_part(o.part)) if o.part else range(shards)
+    written = _finished_shards(out, {k: min(shard_size, total - k * shard_size) for k in ours}, key)
     # Shards of other parts count as done: this run neither writes nor lists them.
-    done = {k for k in range(shards) if k not in ours or (out / shard_name(k)).is_file()}
+    done = set(written) | set(range(ours.start)) | set(range(ours.stop, shards))
     needed = images_of_shards([k for k in ours if k not in done], shard_size, n, total)
-    if done.intersection(ours):
-        log.info("resuming: %d of %d shards already written", len(done.intersection(ours)), len(ours))
+    if written:
+        log.info("resuming: %d of %d shards already written", len(written), len(ours))
     buffers: dict[int, list] = {}
     writes: deque = deque()
-    written: dict[str, dict] = {}
     images = ((index, path, hr) for index, (path, hr) in zip(needed, _decoded([paths[i] for i in needed], o.workers)))
     with _writer_pool(o.writers) as writer:
         bar = progress(total=len(needed), desc=f"generate ({backend.name})", unit="img")
@@ -472,24 +520,19 @@ def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, 
                 if len(buffers[k]) == min(shard_size, total - k * shard_size):
                     rows = sorted(buffers.pop(k), key=lambda r: r[0])
                     while len(writes) > max(1, o.writers):  # a bounded number in flight: memory stays flat
-                        entry = writes.popleft().result()
-                        written[entry["file"]] = entry
-                    writes.append(writer.submit(
+                        k_done, entry = writes.popleft()
+                        written[k_done] = entry.result()
+                    writes.append((k, writer.submit(
                         write_shard, out / shard_name(k), np.stack([r[3] for r in rows]),
                         np.stack([r[4] for r in rows]), [r[1] for r in rows],
-                        np.array([r[2] for r in rows], dtype=np.int32), s, model_sha, o.compression, o.gzip_level))
+                        np.array([r[2] for r in rows], dtype=np.int32), s, model_sha, key, o.compression,
+                        o.gzip_level)))
             bar.update(1)
-        for w in writes:
-            entry = w.result()
-            written[entry["file"]] = entry
+        for k, w in writes:
+            written[k] = w.result()
         bar.close()
-    entries = []
-    for k in progress(ours, desc="checksums", unit="shard", leave=False):
-        path = out / shard_name(k)
-        # Shards of this run were hashed by their writer; only those of an earlier run are read again.
-        entry = written.get(path.name) or {"file": path.name, "samples": min(shard_size, total - k * shard_size),
-                                           "bytes": path.stat().st_size, "sha256": file_sha256(path)}
-        entries.append(entry)
+    # Shards of this run were hashed by their writer, those of an earlier run by _finished_shards.
+    entries = [written[k] for k in ours]
     result = {"shards": entries, "total_samples": sum(e["samples"] for e in entries)}
     if o.part:
         index, count = parse_part(o.part)

@@ -1,11 +1,13 @@
 """``adl merge-shards``: one dataset from the finished parts of one generation (``adl generate --part``).
 
 Parts are checked against each other (same model, HR list and options; every part of N present,
-once) and every shard is verified against its part's manifest before any is adopted. Shards are
-adopted without rewriting their payload: a hard link, or a rename with ``move``; both are single
-atomic directory operations, so a merge killed at any point leaves whole shards under final names
-only, and rerunning it finishes the job. The manifest is written last, as by ``adl generate``;
-with the part's own generate.json the result is exactly the folder an unsplit run writes.
+once) and every shard is verified against its part's manifest (size, sha256, shapes, fletcher32-
+checked decode: adl.shards.check_shard) before any is adopted. Shards are adopted without
+rewriting their payload: a hard link, or a rename with ``move``; both are single atomic directory
+operations, so a merge killed at any point leaves whole shards under final names only, and
+rerunning it finishes the job. Each adopted shard then gets its record (adl.shards.write_record),
+and the manifest is written last, as by ``adl generate``: the result is the folder, records
+included, that an unsplit run writes.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from pathlib import Path
 import adl
 from adl.atomic import write_text
 from adl.errors import AdlError
+from adl.generate import options_key
 from adl.parts import part_shards
 from adl.progress import progress
-from adl.shards import MANIFEST, check_shard, read_manifest, shard_name, write_manifest
+from adl.shards import (MANIFEST, OPTIONS_FILE, check_shard, read_manifest, record_path, shard_name, write_manifest,
+                        write_record)
 
 log = logging.getLogger(__name__)
 
-RECORD = "generate.json"  # adl.generate.OPTIONS_FILE; not imported, to keep onnxruntime and torch out
+RECORD = OPTIONS_FILE
 
 
 class Part:
@@ -143,6 +147,8 @@ def _clear_moved(parts: list[Part], out: Path) -> None:
             continue
         for name in (MANIFEST, RECORD):
             (part.folder / name).unlink(missing_ok=True)
+        for entry in part.manifest["shards"]:
+            record_path(part.folder / entry["file"]).unlink(missing_ok=True)
         try:
             part.folder.rmdir()
         except OSError:
@@ -161,17 +167,23 @@ def merge_shards(part_folders: list[str | os.PathLike], output: str | os.PathLik
         if move:
             _clear_moved(parts, out)
         return read_manifest(out)
-    for stale in out.glob(".shard-*.part.h5"):  # an interrupted unsplit generate's temporaries, if any
-        stale.unlink(missing_ok=True)
+    for pattern in (".shard-*.part.h5", ".shard-*.record.json.*.part.json"):  # a killed write's temporaries
+        for stale in out.glob(pattern):
+            stale.unlink(missing_ok=True)
     # Every part is verified before any shard is adopted: a bad part leaves the output untouched.
     for part in parts:
         for entry in progress(part.manifest["shards"], desc=f"verify part {part.index}/{part.count}",
                               unit="shard", leave=False):
             check_shard(part.source(entry, out), entry, part.manifest)
     entries = []
+    key = options_key(record)
     for part in parts:
         for entry in part.manifest["shards"]:
             _adopt(part.source(entry, out), out / entry["file"], move)
+            # The record an unsplit run writes (its key leaves the part out), written once the shard is here.
+            write_record(out / entry["file"], entry, key)
+            if move:
+                record_path(part.folder / entry["file"]).unlink(missing_ok=True)
             entries.append(entry)
     info = parts[0].info
     total = sum(e["samples"] for e in entries)

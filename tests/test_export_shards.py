@@ -275,7 +275,7 @@ def test_same_inputs_give_byte_identical_shards(world, tmp_path):
 
     manifest = json.loads((ref / "manifest.json").read_text())
     model_sha = sha256(world["onnx"][2])
-    assert manifest["format_version"] == 1 and manifest["scale"] == 2 and manifest["seed"] == 0
+    assert manifest["format_version"] == 2 and manifest["scale"] == 2 and manifest["seed"] == 0
     assert manifest["model"] == {"path": str(world["onnx"][2]), "sha256": model_sha}
     assert manifest["options"]["patch"] == 32 and manifest["options"]["shard_size"] == 3
     assert manifest["total_samples"] == SAMPLES
@@ -283,14 +283,17 @@ def test_same_inputs_give_byte_identical_shards(world, tmp_path):
         path = ref / entry["file"]
         assert entry == {"file": f"shard-{k:05d}.h5", "samples": 3, "bytes": path.stat().st_size,
                          "sha256": sha256(path)}
+        record = json.loads((ref / f"shard-{k:05d}.record.json").read_text())  # format 2: written after the shard
+        assert {key: record[key] for key in entry} == entry and len(record["options_key"]) == 64
         with h5py.File(path, "r") as f:
-            assert dict(f.attrs) == {"scale": 2, "format_version": 1, "model_sha256": model_sha}
+            assert dict(f.attrs) == {"scale": 2, "format_version": 2, "model_sha256": model_sha}
             assert f["hr"].shape == (3, 32, 32, 3) and f["hr"].dtype == np.uint8
             assert f["lr"].shape == (3, 16, 16, 3) and f["lr"].dtype == np.uint8
             assert f["offset"].shape == (3, 2) and f["offset"].dtype == np.int32
             for key in ("hr", "lr"):  # docs/shards.md: one sample per chunk, gzip level 1
                 assert f[key].chunks == (1, *f[key].shape[1:]) and f[key].compression == "gzip"
                 assert f[key].compression_opts == 1
+            assert all(f[key].fletcher32 for key in ("hr", "lr", "offset"))  # damaged chunks fail at read time
 
     # The seed matters: another seed draws other patches.
     other = tmp_path / "seed1"
@@ -327,7 +330,8 @@ def test_sigkill_then_rerun_completes_and_equals_an_uninterrupted_run(world, tmp
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "manifest.json").exists()
-    finished = shard_files(out)
+    # A kill between a shard's rename and its record leaves a shard that the rerun must not adopt.
+    finished = [name for name in shard_files(out) if (out / name.replace(".h5", ".record.json")).exists()]
     assert 1 <= len(finished) < SHARDS
     stamps = {name: ((out / name).stat().st_ino, (out / name).stat().st_mtime_ns) for name in finished}
     # A stale temporary of adl's (as a kill during a write leaves) and someone else's hidden file.

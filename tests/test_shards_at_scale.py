@@ -173,6 +173,10 @@ def test_merge_equals_the_unsplit_run_and_adopts_by_hard_link(world, three_parts
     assert merged["options"] == whole["options"] and merged["compression"] == whole["compression"]
     assert [m["part"] for m in merged["merged_from"]] == ["1/3", "2/3", "3/3"]
     assert (out / "generate.json").read_bytes() == (ref / "generate.json").read_bytes()
+    records = sorted(p.name for p in out.glob("shard-*.record.json"))
+    assert records == sorted(p.name for p in ref.glob("shard-*.record.json")) and len(records) == SHARDS
+    for name in records:  # the records an unsplit run writes: the options key leaves the part out
+        assert (out / name).read_bytes() == (ref / name).read_bytes(), name
     assert run_cli(capsys, ["verify-shards", out])[0] == 0
     # The merged folder is the unsplit run's folder: adl generate finds it complete, and a rerun of
     # the merge has nothing to do.

@@ -1,0 +1,318 @@
+"""Issue 12: nothing corrupt is ever certified. Per-shard records on resume, fletcher32, verify-shards
+on every kind of damage and malformed manifest, PNG pairs, and a fault-injection run of generate
+(real SIGKILLs at random points, random damage, rerun, byte-equal payload).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from adl.cli import main
+from adl.imageio import write_png
+from helpers import assert_one_error, leftovers, run_cli
+
+# 12 images × 2 patches of 16² in shards of 3: 8 shards, some straddling two images.
+GEN = ["--patch", "16", "--patches-per-image", "2", "--shard-size", "3", "--workers", "1", "--seed", "0"]
+SHARDS, SAMPLES = 8, 24
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def shard_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in Path(folder).glob("shard-*.h5"))
+
+
+def payload(folder: Path) -> dict[str, np.ndarray]:
+    """Every dataset of every shard, read with h5py directly, in manifest order."""
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    parts: dict[str, list] = {"hr": [], "lr": [], "source": [], "offset": []}
+    for entry in manifest["shards"]:
+        with h5py.File(Path(folder) / entry["file"], "r") as f:
+            for key in parts:
+                parts[key].append(f[key][()])
+    return {key: np.concatenate(value) for key, value in parts.items()}
+
+
+def same_payload(a: Path, b: Path) -> bool:
+    x, y = payload(a), payload(b)
+    return all(np.array_equal(x[k], y[k]) for k in x)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict:
+    """12 small HR crops, an ONNX export of a width-4 G with fixed random weights, a reference folder."""
+    from adl.downsampling import CHECKPOINT_KIND
+    from adl.nets import Downsampler
+
+    root = tmp_path_factory.mktemp("integrity")
+    hr = root / "hr"
+    for k, name in enumerate(("astronaut", "coffee", "chelsea", "rocket")):
+        image = getattr(data, name)()[..., :3]
+        for j in range(3):
+            write_png(hr / f"{3 * k + j:02d}_{name}.png", image[40 * j : 40 * j + 36, 30 * j : 30 * j + 40])
+    run = root / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    torch.save({"kind": CHECKPOINT_KIND, "config": {"width": 4, "scale": 2}, "G": Downsampler(4).state_dict()},
+               run / "checkpoint.pt")
+    model = root / "g.onnx"
+    assert main(["-q", "export", "--checkpoint", str(run), "--output", str(model)]) == 0
+    ref = root / "ref"
+    assert main(["-q", *gen(model, hr, ref)]) == 0
+    return {"root": root, "hr": hr, "run": run, "model": model, "ref": ref}
+
+
+def gen(model, hr, out, *extra) -> list[str]:
+    return ["generate", "--model", str(model), "--hr", str(hr), "--output", str(out), *GEN, *map(str, extra)]
+
+
+def flip_byte(path: Path, where: float = 0.5) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[int(len(raw) * where)] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def unfinished_copy(tiny, dest: Path) -> Path:
+    """The reference folder as an interrupted run leaves it: no manifest."""
+    out = shutil.copytree(tiny["ref"], dest)
+    (out / "manifest.json").unlink()
+    return out
+
+
+# -- 1. resume never adopts a damaged shard ---------------------------------------------------------
+def test_resume_regenerates_damaged_and_unrecorded_shards(tiny, tmp_path, capsys):
+    """The issue's case: a bit-flipped and a truncated shard in an interrupted folder. Before issue 12
+    the rerun adopted both and wrote their hashes into the manifest."""
+    out = unfinished_copy(tiny, tmp_path / "out")
+    flip_byte(out / "shard-00002.h5")
+    raw = (out / "shard-00005.h5").read_bytes()
+    (out / "shard-00005.h5").write_bytes(raw[: len(raw) // 2])
+    (out / "shard-00006.record.json").unlink()  # killed between the shard's rename and its record
+    stamp = (out / "shard-00000.h5").stat().st_ino, (out / "shard-00000.h5").stat().st_mtime_ns
+
+    code, _, err = run_cli(capsys, gen(tiny["model"], tiny["hr"], out))
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "regenerating" in line]
+    assert len(warnings) == 3, err
+    assert "shard-00002.h5" in warnings[0] and "sha256" in warnings[0]
+    assert "shard-00005.h5" in warnings[1] and "bytes" in warnings[1]
+    assert "shard-00006.h5" in warnings[2] and "no record" in warnings[2]
+    for name in shard_files(tiny["ref"]):
+        assert (out / name).read_bytes() == (tiny["ref"] / name).read_bytes(), name
+    assert (out / "manifest.json").read_bytes() == (tiny["ref"] / "manifest.json").read_bytes()
+    assert ((out / "shard-00000.h5").stat().st_ino, (out / "shard-00000.h5").stat().st_mtime_ns) == stamp
+    assert run_cli(capsys, ["verify-shards", out])[0] == 0
+
+
+def test_records_from_other_settings_are_not_adopted(tiny, tmp_path, capsys):
+    out = unfinished_copy(tiny, tmp_path / "out")
+    record = json.loads((out / "shard-00003.record.json").read_text())
+    record["options_key"] = "0" * 64
+    (out / "shard-00003.record.json").write_text(json.dumps(record))
+    (out / "shard-00004.record.json").write_text("{not json")
+    code, _, err = run_cli(capsys, gen(tiny["model"], tiny["hr"], out))
+    assert code == 0, err
+    assert "shard-00003.h5: its record is from other settings; regenerating it" in err
+    assert "shard-00004.h5: its record is unreadable; regenerating it" in err
+    assert (out / "manifest.json").read_bytes() == (tiny["ref"] / "manifest.json").read_bytes()
+
+
+def test_rerun_of_a_finished_folder_repairs_a_damaged_shard(tiny, tmp_path, capsys):
+    out = shutil.copytree(tiny["ref"], tmp_path / "done")
+    code, _, err = run_cli(capsys, gen(tiny["model"], tiny["hr"], out))
+    assert code == 0 and "already complete" in err
+    flip_byte(out / "shard-00007.h5", 0.7)
+    code, _, err = run_cli(capsys, gen(tiny["model"], tiny["hr"], out))
+    assert code == 0 and "shard-00007.h5" in err and "already complete" not in err
+    assert (out / "shard-00007.h5").read_bytes() == (tiny["ref"] / "shard-00007.h5").read_bytes()
+    assert run_cli(capsys, ["verify-shards", out])[0] == 0
+
+
+def test_fletcher32_catches_a_flipped_byte_inside_compressed_data(tiny, tmp_path, capsys):
+    """With the manifest's hash brought up to date (as the old resume did), decoding still fails."""
+    out = shutil.copytree(tiny["ref"], tmp_path / "flipped")
+    path = out / "shard-00001.h5"
+    with h5py.File(path, "r") as f:  # the byte offset of a chunk of lr inside the file
+        start = f["lr"].id.get_chunk_info(1).byte_offset
+    flip_byte(path, (start + 20) / path.stat().st_size)
+    manifest = json.loads((out / "manifest.json").read_text())
+    import hashlib
+
+    manifest["shards"][1]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert_one_error(capsys, ["verify-shards", out], path, "dataset lr does not decode")
+
+
+def test_verify_shards_refuses_a_stray_shard(tiny, tmp_path, capsys):
+    out = shutil.copytree(tiny["ref"], tmp_path / "stray")
+    shutil.copy(out / "shard-00000.h5", out / "shard-00009.h5")
+    assert_one_error(capsys, ["verify-shards", out], out / "shard-00009.h5", "not listed")
+
+
+# -- 3. malformed input to verify-shards ------------------------------------------------------------
+@pytest.mark.parametrize("edit, field", [
+    (lambda m: [], "(top level)"),
+    (lambda m: {}, "format_version"),
+    (lambda m: {**m, "shards": "shard-00000.h5"}, "shards"),
+    (lambda m: {**m, "shards": [{k: v for k, v in m["shards"][0].items() if k != "bytes"}] + m["shards"][1:]},
+     "shards[0].bytes"),
+    (lambda m: {**m, "total_samples": "24"}, "total_samples"),
+    (lambda m: {**m, "model": {"path": "g.onnx", "sha256": "nope"}}, "model.sha256"),
+])
+def test_structurally_bad_manifest_is_one_line_per_field(tiny, tmp_path, capsys, edit, field):
+    out = shutil.copytree(tiny["ref"], tmp_path / "bad")
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps(edit(manifest)))
+    code, _, err = run_cli(capsys, ["verify-shards", out])
+    assert code == 1 and "Traceback" not in err
+    lines = err.splitlines()
+    assert all(line.startswith("adl verify-shards: error: ") for line in lines), err
+    assert any(f"manifest.json: {field}:" in line for line in lines), err
+    if edit(manifest) != {}:
+        assert len(lines) == 2  # the violation and the one line saying what to do
+
+
+def test_manifest_schema_is_published_and_matches_what_generate_writes(tiny):
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parents[1] / "adl" / "shards.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(json.loads((tiny["ref"] / "manifest.json").read_text()), schema)
+
+
+def test_verify_shards_says_what_a_folder_is(tiny, tmp_path, capsys):
+    assert_one_error(capsys, ["verify-shards", tmp_path / "nope"], tmp_path / "nope", "no such folder")
+    assert_one_error(capsys, ["verify-shards", tiny["hr"]], tiny["hr"], "not an adl generate folder")
+    assert_one_error(capsys, ["verify-shards", tiny["model"]], tiny["model"], "is a file")
+    out = unfinished_copy(tiny, tmp_path / "unfinished")
+    assert_one_error(capsys, ["verify-shards", out], out, "did not finish")
+
+
+def test_verify_png_pairs(tiny, tmp_path, capsys):
+    out = tmp_path / "png"
+    assert run_cli(capsys, [*gen(tiny["model"], tiny["hr"], out), "--format", "png"])[0] == 0
+    code, stdout, _ = run_cli(capsys, ["verify-shards", out])
+    assert code == 0 and "24 PNG pair(s)" in stdout
+
+    def damaged(name: str) -> Path:
+        return shutil.copytree(out, tmp_path / name)
+
+    bad = damaged("undecodable")
+    (bad / "lr" / "03_coffee_001.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    assert_one_error(capsys, ["verify-shards", bad], bad / "lr" / "03_coffee_001.png", "cannot read")
+    small = damaged("wrong_size")
+    write_png(small / "lr" / "00_astronaut_000.png", np.zeros((7, 8, 3), np.uint8))
+    assert_one_error(capsys, ["verify-shards", small], small / "lr" / "00_astronaut_000.png", "scale 2")
+    counted = damaged("count")
+    manifest = json.loads((counted / "manifest.json").read_text())
+    (counted / "manifest.json").write_text(json.dumps({**manifest, "pairs": 23}))
+    assert_one_error(capsys, ["verify-shards", counted], "pairs is 23")
+    stray = damaged("stray")
+    shutil.copy(stray / "hr" / "00_astronaut_000.png", stray / "hr" / "zz.png")
+    assert_one_error(capsys, ["verify-shards", stray], stray / "hr" / "zz.png", "not listed")
+
+
+# -- fault injection ---------------------------------------------------------------------------------
+# The child counts events (each dataset created, each rename, before and after) and SIGKILLs itself
+# at event N: a real kill, no cleanup, at a point that varies with N and is reproducible.
+KILL_AT = """
+import os, signal, sys
+import h5py
+at, count = int(sys.argv[1]), [0]
+def tick():
+    count[0] += 1
+    if count[0] == at:
+        os.kill(os.getpid(), signal.SIGKILL)
+replace, create = os.replace, h5py.Group.create_dataset
+def replacing(a, b):
+    tick(); replace(a, b); tick()
+def creating(self, *args, **kwargs):
+    tick(); return create(self, *args, **kwargs)
+os.replace, h5py.Group.create_dataset = replacing, creating
+from adl.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+EVENTS = 2 + SHARDS * (4 + 2 + 2)  # generate.json; per shard 4 datasets, its rename and its record's
+RUNS = 20
+
+
+def test_fault_injection_kill_damage_rerun(tiny, tmp_path, capsys):
+    """RUNS generations killed at random events; in every other run a random finished shard is then
+    damaged (a flipped byte, truncation or deletion); the rerun must complete, pass verify-shards and
+    hold the uninterrupted run's payload."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    faults = mismatches = 0
+    for seed in range(RUNS):
+        rng = np.random.default_rng(seed)
+        out = tmp_path / f"run{seed}"
+        at = int(rng.integers(1, EVENTS + 1))  # never past the last shard's record: the manifest is not written
+        args = ["-q", *gen(tiny["model"], tiny["hr"], out), "--writers", "0"]
+        proc = subprocess.run([sys.executable, "-c", KILL_AT, str(at), *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == -signal.SIGKILL, (at, proc.stderr)
+        assert not (out / "manifest.json").exists()
+        finished = shard_files(out)
+        if seed % 2 and finished:
+            victim = out / finished[int(rng.integers(len(finished)))]
+            kind = ("flip", "truncate", "delete")[int(rng.integers(3))]
+            if kind == "flip":
+                flip_byte(victim, float(rng.uniform(0.05, 0.95)))
+            elif kind == "truncate":
+                victim.write_bytes(victim.read_bytes()[: int(rng.integers(victim.stat().st_size))])
+            else:
+                victim.unlink()
+            faults += 1
+        code, _, err = run_cli(capsys, args[1:])
+        assert code == 0, (seed, err)
+        assert run_cli(capsys, ["verify-shards", out])[0] == 0, seed
+        assert leftovers(out) == []
+        mismatches += not same_payload(out, tiny["ref"])
+        shutil.rmtree(out)
+    print(f"fault injection: {RUNS} killed runs, {faults} damaged shards, {mismatches} mismatches")
+    assert faults >= RUNS // 3 and mismatches == 0
+
+
+def test_format_1_folders_are_still_read_and_verified(tiny, tmp_path, capsys):
+    """A version 1 folder (no records, no fletcher32), as adl 0.1 before issue 12 wrote it."""
+    import hashlib
+
+    from adl.sr_data import ShardDataset
+
+    out = shutil.copytree(tiny["ref"], tmp_path / "v1", ignore=shutil.ignore_patterns("*.record.json"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    for entry in manifest["shards"]:
+        path = out / entry["file"]
+        with h5py.File(path, "r") as f:
+            parts, attrs = {k: f[k][()] for k in f}, dict(f.attrs)
+        path.unlink()
+        with h5py.File(path, "w", track_order=False) as f:
+            for name in ("hr", "lr"):
+                f.create_dataset(name, data=parts[name], chunks=(1, *parts[name].shape[1:]), compression="gzip",
+                                 compression_opts=1, track_times=False)
+            f.create_dataset("source", data=parts["source"], dtype=h5py.string_dtype(), track_times=False)
+            f.create_dataset("offset", data=parts["offset"], track_times=False)
+            f.attrs.update({**attrs, "format_version": 1})
+        entry.update(bytes=path.stat().st_size, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    manifest["format_version"] = 1
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+    assert run_cli(capsys, ["verify-shards", out])[0] == 0
+    ds = ShardDataset(out)
+    truth = payload(tiny["ref"])
+    assert len(ds) == SAMPLES and np.array_equal(ds.raw(5)[1], truth["hr"][5])
+    code, _, err = run_cli(capsys, gen(tiny["model"], tiny["hr"], out))
+    assert code == 0 and "already complete" in err  # a finished version 1 folder is left as it is
+    flip_byte(out / "shard-00004.h5")
+    assert_one_error(capsys, ["verify-shards", out], out / "shard-00004.h5", "sha256")
