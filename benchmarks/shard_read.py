@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shard_layout import patches  # noqa: E402
 
 from adl.imageio import write_png  # noqa: E402
-from adl.shards import shard_name, write_manifest, write_shard  # noqa: E402
+from adl.shards import FORMAT_VERSION, compression_record, shard_name, write_manifest, write_shard  # noqa: E402
 from adl.sr_data import ShardDataset  # noqa: E402
 
 SHARD_SIZE = 512
@@ -64,11 +64,14 @@ def write_shards(folder: Path, hr: np.ndarray, lr: np.ndarray, compression: str,
         rows = slice(start, start + SHARD_SIZE)
         n = len(hr[rows])
         entries.append(write_shard(folder / shard_name(k), hr[rows], lr[rows], ["photo"] * n,
-                                   np.zeros((n, 2), np.int32), 2, "0" * 64, compression, level))
+                                   np.zeros((n, 2), np.int32), 2, "0" * 64, compression=compression,
+                                   level=level))
     seconds = time.perf_counter() - started
     patch = hr.shape[1]
-    write_manifest(folder, {"format_version": 1, "scale": 2, "options": {"patch": patch, "format": "h5"},
-                            "shards": entries, "total_samples": len(hr)})
+    write_manifest(folder, {"format_version": FORMAT_VERSION, "scale": 2, "model": {"path": "-", "sha256": "0" * 64},
+                            "options": {"patch": patch, "format": "h5", "full_images": False},
+                            "compression": compression_record(compression, level), "shards": entries,
+                            "total_samples": len(hr)})
     return seconds
 
 
