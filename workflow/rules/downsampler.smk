@@ -115,7 +115,9 @@ SHARDS = f"{DOWN}/shards-{GEN_TAG}"
 # With generate.parts > 1 each job writes one part (adl generate --part I/N) and merge_shards
 # joins them into the same folder, with the same bytes, that one job would have written.
 PART = f"{SHARDS}.parts/{{part}}-of-{GEN_PARTS}"
-GEN_JOB = "x{scale}-{kernel}-{loss}" + ("" if GEN_PARTS == 1 else f"-{{part}}-of-{GEN_PARTS}")
+GEN_JOB = "x{scale}-{kernel}-{loss}" + (
+    "" if GEN_PARTS == 1 else f"-{{part}}-of-{GEN_PARTS}"
+)
 
 
 wildcard_constraints:
