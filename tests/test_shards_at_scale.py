@@ -447,3 +447,17 @@ def test_the_documented_basicsr_registration(world, monkeypatch):
     opt = {"type": "AdlShardDataset", "dataroot": str(world["ref"]), "use_hflip": False, "use_rot": False}
     dataset = registry.get(opt["type"])(opt)
     assert len(dataset) == SAMPLES and set(dataset[0]) == {"lq", "gt", "lq_path", "gt_path"}
+
+
+def test_shard_bytes_takes_sizes_with_units(world, tmp_path, capsys):
+    import argparse
+
+    from adl.cli import _byte_size
+
+    assert [_byte_size(t) for t in ("1000", "1K", "1.5k", "256M", "256MiB", "1G", "2T")] == \
+           [1000, 1024, 1536, 256 << 20, 256 << 20, 1 << 30, 2 << 40]
+    for bad in ("abc", "0", "-5M", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _byte_size(bad)
+    code, _, err = run_cli(capsys, generate(world, tmp_path / "x", "--shard-bytes", "lots", options=BASE))
+    assert code == 2 and "--shard-bytes" in err and "Traceback" not in err
