@@ -81,8 +81,8 @@ def _check_parts(parts: list[Part]) -> None:
     seen: dict[int, Part] = {}
     for part in parts:
         if part.index in seen:
-            raise AdlError(f"{part.folder}: part {part.index}/{part.count} given twice (also {seen[part.index].folder}); "
-                           f"give each part once")
+            raise AdlError(f"{part.folder}: part {part.index}/{part.count} given twice "
+                           f"(also {seen[part.index].folder}); give each part once")
         seen[part.index] = part
     missing = [str(i) for i in range(1, first.count + 1) if i not in seen]
     if missing:
@@ -155,10 +155,28 @@ def _clear_moved(parts: list[Part], out: Path) -> None:
             pass  # something else lives there: not ours to remove
 
 
+def _finished_merge(out: Path, part_folders) -> dict | None:
+    """The manifest of a finished merge of exactly these part folders into ``out``, if there is one."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    merged = manifest.get("merged_from") if isinstance(manifest, dict) else None
+    if not isinstance(merged, list):
+        return None
+    if sorted(str(m.get("folder")) for m in merged) != sorted(str(Path(f)) for f in part_folders):
+        return None
+    return read_manifest(out)
+
+
 def merge_shards(part_folders: list[str | os.PathLike], output: str | os.PathLike, move: bool = False) -> dict:
     out = Path(output)
     if not part_folders:
         raise AdlError("give at least one PART_DIR")
+    done = _finished_merge(out, part_folders)
+    if done:  # checked first: after --move the parts are gone
+        log.warning("%s: already complete; nothing to do", out)
+        return done
     parts = sorted((Part(Path(f)) for f in part_folders), key=lambda p: p.index)
     _check_parts(parts)
     record = {k: v for k, v in parts[0].record.items() if k != "part"}

@@ -193,6 +193,8 @@ def test_merge_with_move_empties_the_parts(world, three_parts, tmp_path, capsys)
     assert code == 0, err
     assert not any(p.exists() for p in parts)
     assert run_cli(capsys, ["verify-shards", out])[0] == 0
+    # Rerun after it finished: the parts are gone, and there is nothing to do.
+    assert run_cli(capsys, ["merge-shards", *reversed(parts), "--output", out, "--move"])[0] == 0
     for name in shard_files(world["ref"]):
         assert sha256(out / name) == sha256(world["ref"] / name)
 

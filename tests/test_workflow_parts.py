@@ -49,10 +49,10 @@ def check_equals_one_job(root: Path) -> Path:
     assert verify.returncode == 0, verify.stderr
     single = root / "single"
     options = FANOUT["generate"]
-    subprocess.run([*adl, "generate", "--model", str(merged.parent / "G.onnx"), "--hr", str(root / "resources/tiny/split/hr"),
-                    "--output", str(single), "--patch", str(options["patch"]), "--patches-per-image",
-                    str(options["patches_per_image"]), "--shard-size", str(options["shard_size"]), "--device", "cpu"],
-                   check=True)
+    subprocess.run([*adl, "generate", "--model", str(merged.parent / "G.onnx"),
+                    "--hr", str(root / "resources/tiny/split/hr"), "--output", str(single),
+                    "--patch", str(options["patch"]), "--patches-per-image", str(options["patches_per_image"]),
+                    "--shard-size", str(options["shard_size"]), "--device", "cpu"], check=True)
     names = sorted(p.name for p in merged.glob("shard-*.h5"))
     assert names == sorted(p.name for p in single.glob("shard-*.h5")) and len(names) == 5
     for name in names:
