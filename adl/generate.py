@@ -367,6 +367,11 @@ def _generate(o: GenerateOptions, backend) -> dict:
         options["shard_size"] = shard_size_for_bytes(o.shard_bytes, o.patch, s)
     if o.compression != "gzip":
         options["gzip_level"] = None
+    # Layout options at their defaults are left out of the record, so that folders written before
+    # these options existed still resume (the manifest's "compression" says what every shard holds).
+    for key, default in (("shard_bytes", None), ("compression", COMPRESSION), ("gzip_level", COMPRESSION_LEVEL)):
+        if options[key] == default:
+            del options[key]
     record = {"model_sha256": model_sha, "hr": [p.name for p in paths], "options": options}
     if o.part is not None:
         record["part"] = list(parse_part(o.part))
