@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
+import re
 import sys
 from pathlib import Path
 
 import adl
-from adl.errors import AdlError
+from adl.errors import AdlError, UsageError
 
 log = logging.getLogger("adl")
 
@@ -53,6 +55,41 @@ def _byte_size(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a positive size")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; give 0 or more")
+    return value
+
+
+def _number(text: str, least: float, strict: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    # Written so that NaN fails: every comparison with NaN is false.
+    if not (math.isfinite(value) and (value > least if strict else value >= least)):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number {'above' if strict else 'of at least'} {least:g}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, 0.0, strict=True)
+
+
+def _non_negative_float(text: str) -> float:
+    return _number(text, 0.0, strict=False)
+
+
+def _device(text: str) -> str:
+    """The spelling of --device is a usage error (exit 2); whether CUDA is there is checked later (exit 1)."""
+    from adl.choices import DEVICE_CHOICES
+
+    if text in DEVICE_CHOICES or re.fullmatch(r"cuda:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not a device; use {', '.join(DEVICE_CHOICES)} or cuda:N")
 
 
 def _scale(text: str) -> int:
@@ -168,7 +205,8 @@ def cmd_generate(args) -> None:
 
     fields = GenerateOptions.__dataclass_fields__
     manifest = generate(GenerateOptions(**{k: v for k, v in vars(args).items() if k in fields}))
-    print(f"{manifest['total_samples']} pair(s) in {args.output} (provider {manifest['provider']})")
+    skipped = f"; {len(manifest['skipped'])} image(s) skipped, listed in manifest.json" if "skipped" in manifest else ""
+    print(f"{manifest['total_samples']} pair(s) in {args.output} (provider {manifest['provider']}){skipped}")
 
 
 def cmd_verify_shards(args) -> None:
@@ -276,7 +314,7 @@ def cmd_retrieve_kernel(args) -> None:
         raise AdlError(f"--output {output}: must name a .npy file (a .png picture is written beside it)")
     size = args.size or default_kernel_size(args.scale)
     if size % 2 != args.scale % 2:
-        raise AdlError(f"--size {size}: must be {'even' if args.scale % 2 == 0 else 'odd'} at scale {args.scale}")
+        raise UsageError(f"--size {size}: must be {'even' if args.scale % 2 == 0 else 'odd'} at scale {args.scale}")
     device = resolve_device(args.device)
     hr_paths = list_images(args.hr, what="--hr")
     if args.lr:
@@ -381,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     def device_option(p):
-        p.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default auto)")
+        p.add_argument("--device", type=_device, default="auto", help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default auto)")
 
     def speed_options(p, precisions):
         p.add_argument("--precision", choices=precisions, default="auto",
@@ -415,23 +453,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=_scale, default=2, help="2, or 4 for G applied twice (default 2)")
     p.add_argument("--data-loss", choices=DATA_LOSSES, default="adl")
     p.add_argument("--output", required=True, help="RUN_DIR; an existing one is resumed")
-    p.add_argument("--iterations", type=int, help="total iterations (default 80 epochs)")
+    p.add_argument("--iterations", type=_positive_int, help="total iterations (default 80 epochs)")
     p.add_argument("--epoch-length", type=_positive_int, default=1741, help="iterations per epoch (default 1741)")
     p.add_argument("--batch-size", type=_positive_int, default=24)
     p.add_argument("--hr-patch", type=_positive_int, help="HR crop size (default lr-patch × scale)")
     p.add_argument("--lr-patch", type=_positive_int, default=64)
-    p.add_argument("--alpha", type=float, help="data-term weight (default 100 for adl, 200 otherwise)")
-    p.add_argument("--warmup", type=int, help="ADL: LFL iterations before the first retrieval (default 10 epochs)")
+    p.add_argument("--alpha", type=_non_negative_float, help="data-term weight (default 100 for adl, 200 otherwise)")
+    p.add_argument("--warmup", type=_non_negative_int, help="ADL: LFL iterations before the first retrieval (default 10 epochs)")
     p.add_argument("--update-every", type=_positive_int, help="ADL: iterations between retrievals (default 10 epochs)")
     p.add_argument("--retrieval-images", type=_positive_int, default=50, help="ADL: HR images per retrieval")
     p.add_argument("--kernel-size", type=_positive_int, help="ADL: retrieved kernel size (default 10 × scale)")
     p.add_argument("--width", type=_positive_int, default=64, help="G feature width (default 64)")
     p.add_argument("--disc-width", type=_positive_int, default=64, help="D base width (default 64)")
-    p.add_argument("--lr-rate", type=float, default=5e-5, help="Adam learning rate (default 5e-5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr-rate", type=_positive_float, default=5e-5, help="Adam learning rate (default 5e-5)")
+    p.add_argument("--seed", type=_integer, default=0)
     p.add_argument("--checkpoint-every", type=_positive_int, help="iterations between checkpoints (default 1 epoch)")
     p.add_argument("--log-every", type=_positive_int, default=100, help="iterations per log.csv row (default 100)")
-    p.add_argument("--workers", type=int, help="DataLoader worker processes (default 0 on CPU, 4 on CUDA)")
+    p.add_argument("--workers", type=_non_negative_int, help="DataLoader worker processes (default 0 on CPU, 4 on CUDA)")
     speed_options(p, TRAIN_PRECISIONS)
     p.add_argument("--sampling", choices=SAMPLING_CHOICES, default="auto",
                    help="where patches are cut: device keeps the images on the GPU (auto: on CUDA, if they fit)")
@@ -468,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=_positive_int, default=300_000)
     p.add_argument("--batch-size", type=_positive_int, default=16)
     p.add_argument("--hr-patch", type=_positive_int, default=192)
-    p.add_argument("--lr-rate", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    p.add_argument("--lr-rate", type=_positive_float, default=1e-4, help="Adam learning rate (default 1e-4)")
     p.add_argument("--decay-at", type=_integer, default=200_000, help="iteration at which the lr is halved")
     p.add_argument("--n-feats", type=_positive_int, help="features (default 64)")
     p.add_argument("--n-blocks", type=_positive_int, help="residual blocks (default 16 for edsr, 23 for rrdb)")
@@ -484,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-every", type=_integer, default=0, help="iterations between validations (0: never)")
     p.add_argument("--perceptual", action="store_true", help="eq. (9): VGG-19 conv5_4 L1 + β·GAN")
     p.add_argument("--vgg-weights", help="torchvision VGG-19 state dict (.pth) for --perceptual")
-    p.add_argument("--beta", type=float, default=0.02, help="GAN weight of --perceptual (default 0.02)")
+    p.add_argument("--beta", type=_non_negative_float, default=0.02, help="GAN weight of --perceptual (default 0.02)")
     p.add_argument("--disc-width", type=_positive_int, default=64, help="discriminator width for --perceptual")
     device_option(p)
     p.set_defaults(func=cmd_train_sr)
@@ -513,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="downsampler checkpoint.pt or its run folder")
     p.add_argument("--output", required=True, help="model.onnx")
     p.add_argument("--scale", type=_scale, help="2, or 4 for the ×2 network applied twice (default: the run's)")
-    p.add_argument("--opset", type=_positive_int, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--opset", type=_positive_int, help="ONNX opset: only 18, the exporter's own and the one tested")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("generate", help="(G(HR), HR) training pairs in bulk: HDF5 shards or PNG folders")
@@ -541,6 +579,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes compressing and writing shards (default 1; 0: a thread of this process)")
     p.add_argument("--seed", type=_integer, default=0)
     p.add_argument("--format", choices=("h5", "png"), default="h5")
+    p.add_argument("--restart", action="store_true",
+                   help="discard an earlier generation in --output made with other settings, and start over")
+    p.add_argument("--on-error", choices=("stop", "skip"), default="stop",
+                   help="an unreadable or too small HR image: stop (default), or skip it and list it in the manifest")
     speed_options(p, INFER_PRECISIONS)
     device_option(p)
     p.set_defaults(func=cmd_generate)
@@ -603,7 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("psnr", help="mean RGB PSNR between two folders paired by name")
     p.add_argument("--pred", required=True)
     p.add_argument("--target", required=True)
-    p.add_argument("--shave", type=int, required=True, help="border pixels left out on each side")
+    p.add_argument("--shave", type=_non_negative_int, required=True, help="border pixels left out on each side")
     p.add_argument("--csv", help="write per-image values here")
     p.add_argument("--json", help="write the mean, per-image values and tags here (for `adl table`)")
     _tag_option(p)
@@ -616,7 +658,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the similarity, both paths and tags here (for `adl table`)")
     _tag_option(p)
     p.set_defaults(func=cmd_kernel_similarity)
+    _quiet_anywhere(sub)
     return parser
+
+
+def _quiet_anywhere(sub) -> None:
+    """-q is accepted after the subcommand too; SUPPRESS keeps a -q given before it."""
+    for p in sub.choices.values():
+        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="only warnings and errors (also accepted before the command)")
+        nested = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in nested:
+            _quiet_anywhere(action)
+
+
+WRITES_OUTPUT_FOLDER = frozenset({"generate", "merge-shards", "train-downsampler", "train-sr", "degrade", "downsample",
+                                  "upscale"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -630,8 +687,12 @@ def main(argv: list[str] | None = None) -> int:
     set_quiet(args.quiet)
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from adl.folder_lock import locked_folder
+
+    # Commands that write into --output hold it for their whole run: two never write one folder.
+    lock = locked_folder(args.output) if args.command in WRITES_OUTPUT_FOLDER else contextlib.nullcontext()
     try:
-        with logging_redirect_tqdm():
+        with logging_redirect_tqdm(), lock:
             args.func(args)
     except AdlError as exc:
         for line in str(exc).splitlines():  # several problems: one line each, each with the prefix

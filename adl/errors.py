@@ -3,3 +3,9 @@
 
 class AdlError(Exception):
     """A problem with the user's input or environment, phrased as: what, where, and how to fix it."""
+
+
+class UsageError(AdlError):
+    """An option the user gave is out of range or inconsistent with another: exit 2, as argparse's errors."""
+
+    exit_code = 2

@@ -28,7 +28,7 @@ import numpy as np
 
 import adl
 from adl.atomic import file_sha256, write_text
-from adl.errors import AdlError
+from adl.errors import AdlError, UsageError
 from adl.image_lists import resolve_images
 from adl.imageio import read_image, require_unique_stems, write_png
 from adl.parts import images_of_shards, parse_part, part_shards, shard_size_for_bytes
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 PATCH_STREAM = 4
 BACKENDS = ("auto", "onnxruntime", "torch")
 FORMATS = ("h5", "png")
+ON_ERROR = ("stop", "skip")
 
 
 @dataclass
@@ -66,6 +67,8 @@ class GenerateOptions:
     precision: str = "auto"  # torch backend: fp32 on CPU, fp16 and torch.compile on CUDA (adl.fastpath)
     compile: str = "auto"
     writers: int = 1  # processes that compress and write shards; 0 writes from a thread of this one
+    on_error: str = "stop"  # an unreadable or too small HR image: stop, or skip it (listed in the manifest)
+    restart: bool = False  # discard what an earlier generation with other settings left in --output
 
 
 # -- backends ---------------------------------------------------------------------------------------
@@ -98,7 +101,7 @@ class TorchBackend:
 
         device = resolve_device(device_name)
         self.fast = resolve_fast_path(precision, compile, device, training=False)
-        model, config = load_downsampler(checkpoint, device)
+        model, config = load_downsampler(checkpoint, device, option="--model")
         self.run = self.fast.compiled(self.fast.prepare(model))
         self.scale = scale or config["scale"]
         repetitions(self.scale)
@@ -269,26 +272,28 @@ def _decoded(paths, workers: int):
 # -- the run ----------------------------------------------------------------------------------------
 def _check_options(o: GenerateOptions) -> None:
     if o.format not in FORMATS:
-        raise AdlError(f"--format {o.format}: choose from {', '.join(FORMATS)}")
+        raise UsageError(f"--format {o.format}: choose from {', '.join(FORMATS)}")
+    if o.on_error not in ON_ERROR:
+        raise UsageError(f"--on-error {o.on_error}: choose from {', '.join(ON_ERROR)}")
     if o.full_images and o.format != "png":
-        raise AdlError("--full-images: whole images have different sizes and are written as PNG folders; add --format png")
+        raise UsageError("--full-images: whole images have different sizes and are written as PNG folders; add --format png")
     for name in ("patch", "patches_per_image", "shard_size"):
         if getattr(o, name) < 1:
-            raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
+            raise UsageError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
     if o.shard_bytes is not None and o.shard_bytes < 1:
-        raise AdlError(f"--shard-bytes {o.shard_bytes}: must be at least 1")
+        raise UsageError(f"--shard-bytes {o.shard_bytes}: must be at least 1")
     if o.compression not in COMPRESSIONS:
-        raise AdlError(f"--compression {o.compression}: choose from {', '.join(COMPRESSIONS)}")
+        raise UsageError(f"--compression {o.compression}: choose from {', '.join(COMPRESSIONS)}")
     if not 0 <= o.gzip_level <= 9:
-        raise AdlError(f"--gzip-level {o.gzip_level}: must be 0 to 9")
+        raise UsageError(f"--gzip-level {o.gzip_level}: must be 0 to 9")
     if o.part is not None:
         parse_part(o.part)
         if o.format != "h5":
-            raise AdlError(f"--part {o.part}: parts split HDF5 shards; PNG folders (--format png) are written by "
-                           f"one run")
+            raise UsageError(f"--part {o.part}: parts split HDF5 shards; PNG folders (--format png) are written by "
+                             f"one run")
     for name in ("workers", "writers"):
         if getattr(o, name) < 0:
-            raise AdlError(f"--{name} {getattr(o, name)}: must not be negative")
+            raise UsageError(f"--{name} {getattr(o, name)}: must not be negative")
 
 
 def _prepare_output(out: Path, record: dict) -> bool:
@@ -316,14 +321,29 @@ def _prepare_output(out: Path, record: dict) -> bool:
                 changed.append("--hr (its files)")
             if previous.get("part") != record.get("part"):
                 changed.append("--part")
-            raise AdlError(f"{out}: holds a generation with other settings ({', '.join(changed)}); "
-                           f"rerun with the same options or use a new --output")
+            raise AdlError(f"{out}: holds a generation with other settings ({', '.join(changed)}); rerun with the "
+                           f"same options, add --restart to discard it and start over, or use a new --output")
         return (out / MANIFEST).exists()
     if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
         raise AdlError(f"--output {out}: exists and is not an adl generate folder; use a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
     write_text(options_path, json.dumps(record, indent=2) + "\n")
     return False
+
+
+def _discard_generation(out: Path) -> None:
+    """--restart: remove exactly the files adl generate writes, so that a folder with anything else stays refused."""
+    if not (out / OPTIONS_FILE).is_file():
+        return
+    patterns = ("shard-*.h5", "shard-*.record.json", ".shard-*.part.*", "hr/*.png", "lr/*.png", "meta_info.txt",
+                MANIFEST, OPTIONS_FILE)
+    removed = [path for pattern in patterns for path in out.glob(pattern)]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    for side in ("hr", "lr"):
+        if (out / side).is_dir() and not any((out / side).iterdir()):
+            (out / side).rmdir()
+    log.warning("%s: --restart removed %d file(s) of the earlier generation", out, len(removed))
 
 
 def _has_output(out: Path) -> bool:
@@ -349,18 +369,23 @@ def generate(o: GenerateOptions) -> dict:
 def _generate(o: GenerateOptions, backend) -> dict:
     s = backend.scale
     if o.patch % s:
-        raise AdlError(f"--patch {o.patch}: must be a multiple of the scale {s}")
+        raise UsageError(f"--patch {o.patch}: must be a multiple of the scale {s}")
     model_sha = file_sha256(Path(o.model) / "checkpoint.pt" if Path(o.model).is_dir() else o.model)
     paths = resolve_images(o.hr, what="--hr")
+    skipped: list[dict] = []
+    if o.on_error == "skip":
+        paths, skipped = _usable_images(o, s, paths)
     if o.format == "png":  # pairs are named by stem: a.png and a.jpg would write, and list, the same pair
         require_unique_stems(paths, "--hr")
     out = Path(o.output)
     # Options that change the samples are recorded; a resume must repeat them. The device, thread
     # and process counts and compilation do not change them.
     # The part is recorded apart from the options: every part of one generation has the same options.
-    speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile", "part")
+    speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile", "restart", "part")
     options = {k: v for k, v in dataclasses.asdict(o).items() if k not in speed_only}
     options.update(scale=s, backend=backend.name, precision=backend.precision)
+    if o.on_error == "stop":  # the default changes nothing: records from before --on-error existed still match
+        del options["on_error"]
     if o.full_images:
         options["patch"] = options["patches_per_image"] = None
     if o.shard_bytes is not None and not o.full_images:
@@ -376,6 +401,8 @@ def _generate(o: GenerateOptions, backend) -> dict:
     if o.part is not None:
         record["part"] = list(parse_part(o.part))
     log.info("generating with %s (provider %s)", backend.name, backend.provider)
+    if o.restart:
+        _discard_generation(out)
     if _prepare_output(out, record):
         if _still_complete(out, o, record):
             log.warning("%s: already complete; nothing to do", out)
@@ -384,6 +411,8 @@ def _generate(o: GenerateOptions, backend) -> dict:
     _remove_stale_temporaries(out)
     manifest = {"format_version": FORMAT_VERSION, "scale": s, "model": {"path": str(o.model), "sha256": model_sha},
                 "adl_version": adl.__version__, "options": options, "seed": o.seed, "provider": backend.provider}
+    if o.on_error == "skip":
+        manifest["skipped"] = skipped
     if o.format == "png":
         manifest.update(_generate_png(o, backend, paths, out))
     else:
@@ -407,6 +436,30 @@ def _still_complete(out: Path, o: GenerateOptions, record: dict) -> bool:
         return True  # format 1 folders have no records to check against; verify-shards still checks them
     sizes = {int(entry["file"][len("shard-"):-len(".h5")]): entry["samples"] for entry in manifest["shards"]}
     return len(_finished_shards(out, sizes, options_key(record))) == len(sizes)
+
+
+def _usable_images(o: GenerateOptions, s: int, paths: list[Path]) -> tuple[list[Path], list[dict]]:
+    """--on-error skip: a first pass decodes every image and sets aside those that fail, each with
+    its reason, so that the sample layout (and so a resume) rests only on images that work."""
+    def reason(path: Path) -> str | None:
+        try:
+            _checked(o, s, path, read_image(path))
+        except AdlError as exc:
+            return str(exc)
+        return None
+
+    workers = o.workers or min(8, _usable_cpus())
+    with cf.ThreadPoolExecutor(max_workers=workers) as pool:
+        reasons = list(progress(pool.map(reason, paths), total=len(paths), desc="checking images", unit="img",
+                                leave=False))
+    skipped = [{"file": p.name, "reason": why} for p, why in zip(paths, reasons) if why is not None]
+    for entry in skipped:
+        log.warning("skipping %s", entry["reason"])
+    usable = [p for p, why in zip(paths, reasons) if why is None]
+    if not usable:
+        raise AdlError(f"--hr {o.hr}: none of the {len(paths)} image(s) is usable (each was skipped); "
+                       f"see the warnings above")
+    return usable, skipped
 
 
 def _checked(o: GenerateOptions, s: int, path: Path, hr: np.ndarray) -> np.ndarray:

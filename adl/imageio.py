@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from adl.atomic import atomic_path
 from adl.errors import AdlError
+from adl.png16 import is_16bit_colour_png, read_png16
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +29,28 @@ def _note_conversion(kind: str) -> None:
         log.warning("converting %s to 8-bit RGB (logged once)", kind)
 
 
+def _scaled(samples: np.ndarray, bits: int) -> np.ndarray:
+    """The one rule for deep images: v · 255 / (2^bits − 1), rounded half to even (docs/conventions.md)."""
+    return np.round(samples.astype(np.float64) * (255.0 / (2**bits - 1))).astype(np.uint8)
+
+
 def _to_rgb8(img: Image.Image, path: Path) -> np.ndarray:
     mode = img.mode
     if mode == "RGB":
         return np.asarray(img, dtype=np.uint8)
-    if mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
-        # 16-bit grayscale arrives as I;16 or I (int32): scale 0..65535 to 0..255.
-        arr = np.asarray(img).astype(np.float64)
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I;16S", "I"):
+        bits = 16
+        if mode == "I":  # 32-bit integer pixels: the file says how many bits hold the value
+            declared = getattr(img, "tag_v2", {}).get(258)  # TIFF BitsPerSample
+            bits = int(declared[0] if isinstance(declared, tuple) else declared or 32)
+            if bits != 16:
+                raise AdlError(f"{path}: {bits}-bit integer image; its white level is not defined, so adl does "
+                               f"not guess it: save it as 8- or 16-bit")
+        arr = np.asarray(img)
         if arr.min() < 0 or arr.max() > 65535:
             raise AdlError(f"{path}: integer image with values outside 0..65535; save it as 8- or 16-bit")
-        _note_conversion("16-bit images")
-        gray = np.round(arr / 257.0).astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=2)
+        _note_conversion("16-bit grayscale images")
+        return np.repeat(_scaled(arr, 16)[..., None], 3, axis=2)
     if mode == "F":
         raise AdlError(f"{path}: floating-point image mode 'F' is not supported; save it as 8- or 16-bit")
     if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info):
@@ -57,8 +68,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as img:
-            img.load()
-            arr = _to_rgb8(img, path)
+            if is_16bit_colour_png(img):  # Pillow would keep only the top 8 bits of each sample
+                _note_conversion("16-bit colour PNGs")
+                arr = _scaled(read_png16(path)[..., :3], 16)  # alpha dropped, as for 8-bit images
+            else:
+                img.load()
+                arr = _to_rgb8(img, path)
     except AdlError:
         raise
     except FileNotFoundError:

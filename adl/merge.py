@@ -213,6 +213,7 @@ def merge_shards(part_folders: list[str | os.PathLike], output: str | os.PathLik
     manifest = {"format_version": first["format_version"], "scale": first["scale"], "model": first["model"],
                 "adl_version": adl.__version__, "options": first["options"], "seed": first["seed"],
                 "provider": ", ".join(providers), "compression": first.get("compression"),
+                **({"skipped": first["skipped"]} if "skipped" in first else {}),
                 "shards": entries, "total_samples": total,
                 "merged_from": [{"part": f"{p.index}/{p.count}", "folder": str(p.folder),
                                  "provider": p.manifest["provider"]} for p in parts]}

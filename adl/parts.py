@@ -8,7 +8,7 @@ boundaries between jobs, and the union of any N parts is the unsplit run, shard 
 
 from __future__ import annotations
 
-from adl.errors import AdlError
+from adl.errors import UsageError
 
 
 def parse_part(text: str) -> tuple[int, int]:
@@ -17,9 +17,9 @@ def parse_part(text: str) -> tuple[int, int]:
     try:
         i, n = int(index), int(count)
     except ValueError:
-        raise AdlError(f"--part {text!r}: expected I/N, e.g. 2/3 for the second of three parts") from None
+        raise UsageError(f"--part {text!r}: expected I/N, e.g. 2/3 for the second of three parts") from None
     if not sep or n < 1 or not 1 <= i <= n:
-        raise AdlError(f"--part {text!r}: expected I/N with 1 <= I <= N, e.g. 2/3 for the second of three parts")
+        raise UsageError(f"--part {text!r}: expected I/N with 1 <= I <= N, e.g. 2/3 for the second of three parts")
     return i, n
 
 

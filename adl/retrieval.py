@@ -56,6 +56,16 @@ def _valid_range(lr_length: int, hr_length: int, size: int, scale: int) -> range
     return range(first, min(last, lr_length - 1) + 1)
 
 
+def equation_count(hr_shapes: Sequence[tuple[int, ...]], scale: int, size: int, crop: int = 1000) -> int:
+    """How many LR pixels (equations) retrieval gets from HR images of these shapes, cropped as it crops them."""
+    total = 0
+    for shape in hr_shapes:
+        h, w = (min(side, crop) for side in shape[:2])
+        h, w = h - h % scale, w - w % scale
+        total += len(_valid_range(h // scale, h, size, scale)) * len(_valid_range(w // scale, w, size, scale))
+    return total
+
+
 class NormalEquations:
     """Running XᵀX and Xᵀy for a K×K kernel at scale s, where X's rows are HR windows."""
 

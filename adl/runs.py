@@ -67,6 +67,19 @@ def read_checkpoint(path: str | Path, kind: str, what: str, option: str = "--che
     return ckpt, path
 
 
+_KIND_NAMES = {"adl-downsampler": "train-downsampler", "adl-sr": "train-sr"}
+
+
+def _run_kind(config: dict) -> str | None:
+    """Which trainer wrote a config.json; folders from before "kind" was recorded are told by their options."""
+    if not isinstance(config, dict):
+        return None
+    if config.get("kind"):
+        return config["kind"]
+    options = config.get("options") or {}
+    return "adl-downsampler" if "data_loss" in options else "adl-sr" if "lr_source" in options else None
+
+
 class StopRequest:
     """Turns SIGINT/SIGTERM into a flag checked between iterations; a second SIGINT aborts at once."""
 
@@ -114,7 +127,7 @@ class TrainingRun:
         self.options = options
         self.device = device
         self.desc = desc
-        self.record = {"options": options, "seed": options["seed"], "versions": package_versions(),
+        self.record = {"kind": self.kind, "options": options, "seed": options["seed"], "versions": package_versions(),
                        **{key: value for key, (_, value) in fingerprints.items()}}
         self._fingerprint_flags = {key: flag for key, (flag, _) in fingerprints.items()}
         self.iteration = 0
@@ -143,6 +156,10 @@ class TrainingRun:
         except (OSError, json.JSONDecodeError) as exc:
             raise AdlError(f"{config_path}: unreadable ({exc}); use a new --output folder") from None
         old, new = previous.get("options", {}), self.record["options"]
+        found = _run_kind(previous)
+        if found and found != self.kind:
+            raise AdlError(f"{self.run_dir}: a {_KIND_NAMES.get(found, found)} run folder, not a "
+                           f"{_KIND_NAMES.get(self.kind, self.kind)} one; give this command another --output")
         changed = [k for k in sorted(set(old) | set(new)) if k not in self.resumable and old.get(k) != new.get(k)]
         if changed:
             diffs = ", ".join(f"--{k.replace('_', '-')} {old.get(k)!r} (now {new.get(k)!r})" for k in changed)

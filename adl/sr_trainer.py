@@ -24,7 +24,7 @@ from adl.choices import SR_MODELS
 from adl.data import load_images, loader_workers, patch_loader
 from adl.device import resolve_device
 from adl.fastpath import resolve_fast_path
-from adl.errors import AdlError
+from adl.errors import AdlError, UsageError
 from adl.imageio import list_images, pair_by_stem, read_image
 from adl.metrics import psnr
 from adl.runs import TrainingRun, data_fingerprint, read_checkpoint
@@ -104,24 +104,24 @@ class SROptions:
         for name in ("iterations", "batch_size", "hr_patch", "checkpoint_every", "log_every", "n_feats", "n_blocks",
                      "disc_width"):
             if getattr(o, name) < 1:
-                raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
+                raise UsageError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
         for name in ("decay_at", "workers", "seed", "val_every"):
             if getattr(o, name) is not None and getattr(o, name) < 0:
-                raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must not be negative")
+                raise UsageError(f"--{name.replace('_', '-')} {getattr(o, name)}: must not be negative")
         if o.hr_patch % o.scale:
-            raise AdlError(f"--hr-patch {o.hr_patch}: must be a multiple of the scale {o.scale}")
+            raise UsageError(f"--hr-patch {o.hr_patch}: must be a multiple of the scale {o.scale}")
         if not (math.isfinite(o.lr_rate) and o.lr_rate > 0):
-            raise AdlError(f"--lr-rate {o.lr_rate}: must be a positive number")
+            raise UsageError(f"--lr-rate {o.lr_rate}: must be a positive number")
         if (o.val_hr is None) != (o.val_lr is None):
-            raise AdlError("--val-hr and --val-lr: give both folders, or neither")
+            raise UsageError("--val-hr and --val-lr: give both folders, or neither")
         if o.val_every and o.val_hr is None:
-            raise AdlError("--val-every: needs --val-hr and --val-lr")
+            raise UsageError("--val-every: needs --val-hr and --val-lr")
         if o.perceptual and not o.vgg_weights:
-            raise AdlError("--perceptual: needs --vgg-weights PATH (a torchvision VGG-19 state dict; nothing is downloaded)")
+            raise UsageError("--perceptual: needs --vgg-weights PATH (a torchvision VGG-19 state dict; nothing is downloaded)")
         if o.perceptual and o.hr_patch // 16 < 2:
-            raise AdlError(f"--hr-patch {o.hr_patch}: the perceptual discriminator needs at least 32")
+            raise UsageError(f"--hr-patch {o.hr_patch}: the perceptual discriminator needs at least 32")
         if LRSource.parse(o.lr_source).kind != "shards" and not o.hr:
-            raise AdlError(f"--hr: needed with --lr-source {o.lr_source} (only shards:DIR brings its own HR)")
+            raise UsageError(f"--hr: needed with --lr-source {o.lr_source} (only shards:DIR brings its own HR)")
         return o
 
 

@@ -13,6 +13,7 @@ fixed iterations from the same G.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -22,19 +23,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adl.atomic import atomic_path
+from adl.atomic import atomic_path, write_text
 from adl.choices import SAMPLING_CHOICES
 from adl.data import (ResidentImages, UnpairedPatches, UnpairedPositions, load_images, loader_workers, patch_loader,
                       to_unit_range)
 from adl.device import resolve_device
 from adl.fastpath import FastPath, resolve_fast_path
 from adl.downsampling import CHECKPOINT_KIND, UnitRangeDownsampler, apply_downsampler
-from adl.errors import AdlError
+from adl.errors import AdlError, UsageError
 from adl.imageio import list_images, write_png
 from adl.kernels import kernel_picture
 from adl.losses import DATA_LOSSES, DataTerm, discriminator_loss, generator_adversarial_loss
 from adl.nets import Discriminator, Downsampler
-from adl.retrieval import default_kernel_size, retrieve_from_model
+from adl.retrieval import default_kernel_size, equation_count, retrieve_from_model
 from adl.runs import TrainingRun, data_fingerprint
 from adl.scales import repetitions
 
@@ -81,10 +82,10 @@ class DownsamplerOptions:
     def resolved(self) -> "DownsamplerOptions":
         o = dataclasses.replace(self)
         if o.data_loss not in DATA_LOSSES:
-            raise AdlError(f"--data-loss {o.data_loss}: unknown; choose from {', '.join(DATA_LOSSES)}")
+            raise UsageError(f"--data-loss {o.data_loss}: unknown; choose from {', '.join(DATA_LOSSES)}")
         repetitions(o.scale)
         if o.sampling not in SAMPLING_CHOICES:
-            raise AdlError(f"--sampling {o.sampling}: choose from {', '.join(SAMPLING_CHOICES)}")
+            raise UsageError(f"--sampling {o.sampling}: choose from {', '.join(SAMPLING_CHOICES)}")
         e = o.epoch_length
         o.iterations = 80 * e if o.iterations is None else o.iterations
         o.hr_patch = o.lr_patch * o.scale if o.hr_patch is None else o.hr_patch
@@ -96,29 +97,29 @@ class DownsamplerOptions:
         for name in ("epoch_length", "batch_size", "lr_patch", "hr_patch", "update_every", "retrieval_images",
                      "width", "disc_width", "checkpoint_every", "log_every", "kernel_size"):
             if getattr(o, name) < 1:
-                raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
+                raise UsageError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
         if o.iterations < 1:  # 0 would "finish" at once and report a checkpoint that was never written
-            raise AdlError(f"--iterations {o.iterations}: must be at least 1")
+            raise UsageError(f"--iterations {o.iterations}: must be at least 1")
         for name in ("warmup", "workers", "seed"):
             if getattr(o, name) is not None and getattr(o, name) < 0:
-                raise AdlError(f"--{name.replace('_', '-')} {getattr(o, name)}: must not be negative")
+                raise UsageError(f"--{name.replace('_', '-')} {getattr(o, name)}: must not be negative")
         if o.hr_patch != o.lr_patch * o.scale:
             log.warning("--hr-patch %d is not --lr-patch × scale (%d): D sees G(HR) and LR patches of different sizes",
                         o.hr_patch, o.lr_patch * o.scale)
         smallest = min(o.lr_patch, o.hr_patch // o.scale)
         if smallest < MIN_DISC_PATCH:
-            raise AdlError(f"--lr-patch {smallest}: the discriminator needs LR patches of at least {MIN_DISC_PATCH}"
+            raise UsageError(f"--lr-patch {smallest}: the discriminator needs LR patches of at least {MIN_DISC_PATCH}"
                            f" (and --hr-patch at least {MIN_DISC_PATCH} × scale)")
         if o.hr_patch % o.scale:
-            raise AdlError(f"--hr-patch {o.hr_patch}: must be a multiple of the scale {o.scale}")
+            raise UsageError(f"--hr-patch {o.hr_patch}: must be a multiple of the scale {o.scale}")
         if o.data_loss in ("lfl", "lfl-gauss", "adl") and o.hr_patch < 16 * o.scale:
-            raise AdlError(f"--hr-patch {o.hr_patch}: the low-frequency loss needs at least {16 * o.scale} (16 × scale)")
+            raise UsageError(f"--hr-patch {o.hr_patch}: the low-frequency loss needs at least {16 * o.scale} (16 × scale)")
         if o.kernel_size % 2 != o.scale % 2:
-            raise AdlError(f"--kernel-size {o.kernel_size}: must be {'even' if o.scale % 2 == 0 else 'odd'} at scale {o.scale}")
+            raise UsageError(f"--kernel-size {o.kernel_size}: must be {'even' if o.scale % 2 == 0 else 'odd'} at scale {o.scale}")
         if not (math.isfinite(o.lr_rate) and o.lr_rate > 0):  # written so that NaN fails too
-            raise AdlError(f"--lr-rate {o.lr_rate}: must be a positive number")
+            raise UsageError(f"--lr-rate {o.lr_rate}: must be a positive number")
         if not (math.isfinite(o.alpha) and o.alpha >= 0):
-            raise AdlError(f"--alpha {o.alpha}: must be a number, zero or more")
+            raise UsageError(f"--alpha {o.alpha}: must be a number, zero or more")
         return o
 
 
@@ -144,7 +145,9 @@ class DownsamplerTrainer(TrainingRun):
         self.check_folder()  # refuse changed options before decoding anything
         self.hr_images = load_images(hr_paths, o.hr_patch, "HR images", "--hr-patch")
         self.lr_images = load_images(lr_paths, o.lr_patch, "LR images", "--lr-patch")
+        self._require_retrieval_equations()  # now, not after the warm-up
         self.create_folder()
+        self._record_retrieval_options()
         self.resident = self._resident_images()
 
         torch.manual_seed(o.seed)
@@ -157,6 +160,44 @@ class DownsamplerTrainer(TrainingRun):
         self.kernel: np.ndarray | None = None  # float64 ADL kernel; the data term holds a float32 copy
         self._terms_since_row: set[str] = set()
         self.load_checkpoint()
+
+    # -- options that may change until the first retrieval --------------------------------------------
+    def _require_retrieval_equations(self) -> None:
+        o = self.o
+        if o.data_loss != "adl":
+            return
+        images = self.hr_images[: o.retrieval_images]
+        rows = equation_count([im.shape for im in images], o.scale, o.kernel_size, RETRIEVAL_CROP)
+        if rows < o.kernel_size**2:
+            raise AdlError(f"--kernel-size {o.kernel_size}: the {len(images)} retrieval image(s) give {rows} LR pixel "
+                           f"equation(s) for {o.kernel_size ** 2} unknowns; use a smaller --kernel-size, more "
+                           f"--retrieval-images, or larger HR images")
+
+    def _kernel_retrieved(self) -> bool:
+        """Whether the saved state already holds an ADL kernel (a kernel written after the last
+        checkpoint is redone on resume, so only the checkpoint counts)."""
+        if not self.checkpoint_path.exists():
+            return False
+        try:
+            ckpt = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        except Exception:  # load_checkpoint names the file and the fix
+            return False
+        return isinstance(ckpt, dict) and ckpt.get("kernel") is not None
+
+    def check_folder(self) -> None:
+        retrieval = set() if self._kernel_retrieved() else {"kernel_size", "retrieval_images"}
+        self.resumable = RESUMABLE_OPTIONS | retrieval
+        super().check_folder()
+
+    def _record_retrieval_options(self) -> None:
+        """config.json takes the new --kernel-size / --retrieval-images a resume was allowed to change,
+        so that the next resume compares against what the kernel will really be retrieved with."""
+        path = self.run_dir / "config.json"
+        record = json.loads(path.read_text())
+        keys = ("kernel_size", "retrieval_images")
+        if any(record["options"].get(k) != self.record["options"][k] for k in keys):
+            record["options"].update({k: self.record["options"][k] for k in keys})
+            write_text(path, json.dumps(record, indent=2) + "\n")
 
     def _resident_images(self) -> tuple[ResidentImages, ResidentImages] | None:
         """Both image sets on the device when --sampling asks (auto: on CUDA, if they fit)."""

@@ -412,21 +412,14 @@ def test_train_downsampler_options_out_of_range(capsys, tmp_path, unpaired_sets,
 
 
 def _usage_or_value(option: str, value: str) -> int:
-    """argparse refuses what its types reject (exit 2); the trainer refuses the rest (exit 1)."""
-    integer_options = {"--lr-patch", "--iterations", "--scale", "--batch-size", "--hr-patch", "--kernel-size",
-                       "--warmup", "--workers"}
-    try:
-        number = int(value) if option in integer_options else float(value)
-    except ValueError:
-        return 2
-    if option == "--scale" or (option in {"--lr-patch", "--batch-size", "--hr-patch", "--kernel-size"} and number < 1):
-        return 2
-    return 1
+    """Every option out of range is a usage error (issue 12): exit 2, whether argparse's types or
+    the trainer's cross-checks (patch sizes, kernel parity) refuse it."""
+    return 2
 
 
 @pytest.mark.parametrize("argv,option,code", [
     (["retrieve-kernel", "--scale", "3"], "--scale", 2),
-    (["retrieve-kernel", "--size", "7"], "--size", 1),
+    (["retrieve-kernel", "--size", "7"], "--size", 2),
     (["retrieve-kernel", "--size", "0"], "--size", 2),
     (["retrieve-kernel", "--images", "0"], "--images", 2),
     (["degrade", "--scale", "3"], "--scale", 2),
@@ -470,9 +463,12 @@ def test_device_names_that_are_not_devices(capsys, monkeypatch, tmp_path, hr_dir
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     out = tmp_path / "out"
-    for device in ("gpu", "cuda:x", "cuda:-1", "cuda:3", "cuda:0:1"):
+    for device in ("gpu", "cuda:x", "cuda:-1", "cuda:0:1"):  # not a device name at all: a usage error
         assert_one_error(capsys, ["degrade", "--input", hr_dir, "--output", out, "--scale", "2", "--kernel", "k1",
-                                  "--device", device], f"--device {device}")
+                                  "--device", device], "--device", repr(device), code=2)
+    # a well-formed name of a device that is not there: the environment's problem
+    assert_one_error(capsys, ["degrade", "--input", hr_dir, "--output", out, "--scale", "2", "--kernel", "k1",
+                              "--device", "cuda:3"], "--device cuda:3")
     assert not out.exists()
 
 

@@ -142,3 +142,81 @@ def test_pair_by_stem_pairs_across_suffixes_and_names_the_unpaired(tmp_path):
         pair_by_stem(hr, lr[1:], "--hr", "--lr")
     with pytest.raises(AdlError, match=r"0803.png: no file with the same name in --hr"):
         pair_by_stem(hr, lr + [tmp_path / "lr" / "0803.png"], "--hr", "--lr")
+
+
+# -- issue 12: one rule for deep and integer images, each mode against a hand-made file -------------
+def _png16(path, samples: np.ndarray, filters: list[int], interlace: int = 0) -> None:
+    """A 16-bit RGB(A) PNG written by hand, row y filtered with filters[y % len(filters)] (PNG spec §9).
+    Filtering uses only the raw bytes, so this encoder is independent of the decoder under test."""
+    import struct
+    import zlib
+
+    h, w, c = samples.shape
+    raw = samples.astype(">u2").view(np.uint8).reshape(h, w * c * 2).astype(np.int32)
+    bpp = 2 * c
+    rows = []
+    for y in range(h):
+        x = raw[y]
+        a = np.concatenate([np.zeros(bpp, np.int32), x[:-bpp]])
+        b = raw[y - 1] if y else np.zeros_like(x)
+        cc = np.concatenate([np.zeros(bpp, np.int32), b[:-bpp]])
+        kind = filters[y % len(filters)]
+        p = a + b - cc
+        pa, pb, pc = abs(p - a), abs(p - b), abs(p - cc)
+        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, cc))
+        predictor = [np.zeros_like(x), a, b, (a + b) // 2, paeth][kind]
+        rows.append(bytes([kind]) + ((x - predictor) % 256).astype(np.uint8).tobytes())
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, {3: 2, 4: 6}[c], 0, 0, interlace)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16_bit_colour_png_is_rounded_not_truncated_under_every_filter(tmp_path, channels, caplog):
+    rng = np.random.default_rng(0)
+    samples = rng.integers(0, 65536, (10, 7, channels), dtype=np.uint16)
+    samples[0, 3, :3] = [65535, 385, 386]  # 385/257 = 1.498 -> 1; 386/257 = 1.502 -> 2 (v >> 8 gives 1 and 1)
+    path = tmp_path / "deep.png"
+    _png16(path, samples, filters=[0, 1, 2, 3, 4])
+    with caplog.at_level(logging.WARNING, logger="adl"):
+        out = read_image(path)
+        read_image(path)
+    want = np.round(samples[..., :3].astype(np.float64) / 257).astype(np.uint8)
+    np.testing.assert_array_equal(out, want)
+    assert out[0, 3].tolist() == [255, 1, 2]
+    assert [r.getMessage() for r in caplog.records].count("converting 16-bit colour PNGs to 8-bit RGB (logged once)") == 1
+
+
+def test_interlaced_16_bit_colour_png_is_refused(tmp_path):
+    path = tmp_path / "adam7.png"
+    _png16(path, np.zeros((4, 4, 3), np.uint16), [0], interlace=1)
+    with pytest.raises(AdlError, match="adam7.png: interlaced"):
+        read_image(path)
+
+
+def test_32_bit_integer_tiff_is_refused_not_blackened(tmp_path):
+    """Before issue 12 a mode-I TIFF holding 0..232 was divided by 257 and came out black."""
+    path = tmp_path / "int32.tif"
+    Image.fromarray(np.array([[0, 100, 232]], dtype=np.int32), mode="I").save(path)
+    with pytest.raises(AdlError, match="int32.tif: 32-bit integer image.*save it as 8- or 16-bit"):
+        read_image(path)
+
+
+@pytest.mark.parametrize("mode, make, want", [
+    ("L", lambda: Image.fromarray(np.array([[0, 7, 255]], np.uint8)), [[0] * 3, [7] * 3, [255] * 3]),
+    ("1", lambda: Image.fromarray(np.array([[0, 255, 0]], np.uint8)).convert("1"), [[0] * 3, [255] * 3, [0] * 3]),
+    ("LA", lambda: Image.fromarray(np.array([[[9, 0], [200, 255], [3, 17]]], np.uint8), mode="LA"),
+     [[9] * 3, [200] * 3, [3] * 3]),
+    ("RGBA", lambda: Image.fromarray(np.array([[[1, 2, 3, 0], [4, 5, 6, 255], [7, 8, 9, 80]]], np.uint8)),
+     [[1, 2, 3], [4, 5, 6], [7, 8, 9]]),
+    ("I;16", lambda: Image.fromarray(np.array([[0, 385, 386]], np.uint16)), [[0] * 3, [1] * 3, [2] * 3]),
+])
+def test_each_mode_against_a_hand_made_image(tmp_path, mode, make, want):
+    img = make()
+    assert img.mode == mode
+    img.save(tmp_path / "x.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "x.png"), np.array([want], np.uint8))

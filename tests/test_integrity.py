@@ -244,7 +244,9 @@ os.replace, h5py.Group.create_dataset = replacing, creating
 from adl.cli import main
 sys.exit(main(sys.argv[2:]))
 """
-EVENTS = 2 + SHARDS * (4 + 2 + 2)  # generate.json; per shard 4 datasets, its rename and its record's
+# The lock's pid file and generate.json (2 renames, 2 events each), then per shard 4 datasets, its
+# rename and its record's rename; the manifest's rename comes after the last of these.
+EVENTS = 2 * 2 + SHARDS * (4 + 2 + 2)
 RUNS = 20
 
 
@@ -316,3 +318,76 @@ def test_format_1_folders_are_still_read_and_verified(tiny, tmp_path, capsys):
     assert code == 0 and "already complete" in err  # a finished version 1 folder is left as it is
     flip_byte(out / "shard-00004.h5")
     assert_one_error(capsys, ["verify-shards", out], out / "shard-00004.h5", "sha256")
+
+
+SLOW = """
+import sys, time
+import adl.generate as g
+call = g.OnnxBackend.downsample
+def slow(self, image):
+    time.sleep(0.1)
+    return call(self, image)
+g.OnnxBackend.downsample = slow
+from adl.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_two_generations_into_one_folder(tiny, tmp_path, capsys):
+    """The issue's case: a second generate with another --patch while the first runs. It is refused
+    at once, naming the first process; the first completes exactly as if alone."""
+    import time
+
+    out = tmp_path / "shared"
+    first = subprocess.Popen([sys.executable, "-c", SLOW, "-q", *gen(tiny["model"], tiny["hr"], out)],
+                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.monotonic() + 60
+    while not (out / ".adl.lock.pid").exists():
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    second = gen(tiny["model"], tiny["hr"], out)
+    second[second.index("--patch") + 1] = "8"
+    assert_one_error(capsys, second, out, f"in use by process {first.pid}")
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    assert run_cli(capsys, ["verify-shards", out])[0] == 0
+    assert same_payload(out, tiny["ref"])
+    assert (out / "manifest.json").read_bytes() == (tiny["ref"] / "manifest.json").read_bytes()
+
+
+# -- 4. --on-error skip ------------------------------------------------------------------------------
+def test_on_error_skip_lists_bad_images_and_generates_the_rest(tiny, tmp_path, capsys):
+    hr = shutil.copytree(tiny["hr"], tmp_path / "hr")
+    (hr / "05_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    write_png(hr / "06_tiny.png", np.zeros((8, 8, 3), np.uint8))
+    stop = tmp_path / "stop"
+    assert_one_error(capsys, gen(tiny["model"], hr, stop), hr / "05_broken.png")
+    assert not (stop / "manifest.json").exists()
+
+    out = tmp_path / "skip"
+    code, stdout, err = run_cli(capsys, [*gen(tiny["model"], hr, out), "--on-error", "skip"])
+    assert code == 0, err
+    assert "24 pair(s)" in stdout and "2 image(s) skipped" in stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["file"] for s in manifest["skipped"]] == ["05_broken.png", "06_tiny.png"]
+    assert "cannot read image" in manifest["skipped"][0]["reason"] and "patch" in manifest["skipped"][1]["reason"]
+    assert sum("skipping" in line for line in err.splitlines()) == 2
+    assert same_payload(out, tiny["ref"])  # the same samples as a folder without the two bad files
+    assert run_cli(capsys, ["verify-shards", out])[0] == 0
+    (out / "manifest.json").unlink()  # interrupted just before the end: the rerun resumes, adopting every shard
+    code, _, err = run_cli(capsys, [*gen(tiny["model"], hr, out), "--on-error", "skip"])
+    assert code == 0 and "regenerating" not in err and json.loads((out / "manifest.json").read_text()) == manifest
+
+
+def test_after_removing_a_bad_file_the_message_says_restart_and_restart_works(tiny, tmp_path, capsys):
+    hr = shutil.copytree(tiny["hr"], tmp_path / "hr")
+    (hr / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "out"
+    assert_one_error(capsys, gen(tiny["model"], hr, out), hr / "zz_broken.png", "replace or remove the file")
+    assert shard_files(out)  # shards of the images before it were written
+    (hr / "zz_broken.png").unlink()
+    line = assert_one_error(capsys, gen(tiny["model"], hr, out), "--hr", "--restart", "new --output")
+    assert "other settings" in line
+    code, _, err = run_cli(capsys, [*gen(tiny["model"], hr, out), "--restart"])
+    assert code == 0, err
+    assert (out / "manifest.json").read_bytes() == (tiny["ref"] / "manifest.json").read_bytes()
+    assert same_payload(out, tiny["ref"]) and leftovers(out) == []

@@ -147,13 +147,13 @@ def test_a_part_folder_refuses_another_part(world, tmp_path, capsys):
 
 @pytest.mark.parametrize("text", ["0/3", "4/3", "3", "a/b", "1/0"])
 def test_bad_part_is_named(world, tmp_path, capsys, text):
-    assert_one_error(capsys, generate(world, tmp_path / "x", "--part", text), "--part", text)
+    assert_one_error(capsys, generate(world, tmp_path / "x", "--part", text), "--part", text, code=2)
     assert not (tmp_path / "x").exists()
 
 
 def test_part_with_png_folders_is_refused(world, tmp_path, capsys):
     assert_one_error(capsys, generate(world, tmp_path / "x", "--part", "1/2", "--format", "png"), "--part",
-                     "--format png")
+                     "--format png", code=2)
 
 
 # -- 2. merge --------------------------------------------------------------------------------------
@@ -384,7 +384,7 @@ def test_compression_is_applied_recorded_and_verified(world, tmp_path, capsys, c
 
 
 def test_bad_gzip_level(world, tmp_path, capsys):
-    assert_one_error(capsys, generate(world, tmp_path / "x", "--gzip-level", "10"), "--gzip-level 10")
+    assert_one_error(capsys, generate(world, tmp_path / "x", "--gzip-level", "10"), "--gzip-level 10", code=2)
 
 
 # -- 6. readers -------------------------------------------------------------------------------------

@@ -510,7 +510,7 @@ def test_perceptual_refuses_a_vgg16_a_garbage_file_and_a_missing_one(sr, tmp_pat
     assert_one_error(capsys, train_sr_args(sr["hr"], "bicubic", run, 1, ["--perceptual", "--vgg-weights", garbage]),
                      garbage)
     assert_one_error(capsys, train_sr_args(sr["hr"], "bicubic", run, 1, ["--perceptual"]),
-                     "--perceptual", "--vgg-weights")
+                     "--perceptual", "--vgg-weights", code=2)  # an option that needs another: a usage error
     assert not run.exists()
 
 
