@@ -21,6 +21,7 @@ from pathlib import Path
 import adl
 from adl.atomic import write_text
 from adl.errors import AdlError
+from adl.folder_lock import LOCK_FILE, PID_FILE
 from adl.generate import options_key
 from adl.parts import part_shards
 from adl.progress import progress
@@ -149,6 +150,9 @@ def _clear_moved(parts: list[Part], out: Path) -> None:
             (part.folder / name).unlink(missing_ok=True)
         for entry in part.manifest["shards"]:
             record_path(part.folder / entry["file"]).unlink(missing_ok=True)
+        # The lock file a finished generate leaves behind; its pid file exists only while a process holds it.
+        if not (part.folder / PID_FILE).exists():
+            (part.folder / LOCK_FILE).unlink(missing_ok=True)
         try:
             part.folder.rmdir()
         except OSError:
