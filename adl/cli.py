@@ -63,6 +63,21 @@ def _dataclass(path: str):
     return getattr(importlib.import_module(module), name)
 
 
+def _byte_size(text: str) -> int:
+    """'512M' -> 536870912: sizes in bytes with an optional K, M, G or T (powers of 1024)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    number, unit = text.strip().upper().rstrip("IB"), ""
+    if number and number[-1] in units:
+        number, unit = number[:-1], number[-1]
+    try:
+        value = int(float(number) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 1G, 256M, 1000000)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive size")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     value = _integer(text)
     if value < 0:
@@ -193,6 +208,14 @@ def cmd_verify_shards(args) -> None:
         print(f"{args.shard_dir}: {manifest['total_samples']} PNG pair(s), all valid")
     else:
         print(f"{args.shard_dir}: {len(manifest['shards'])} shard(s), {manifest['total_samples']} samples, all valid")
+
+
+def cmd_merge_shards(args) -> None:
+    from adl.merge import merge_shards
+
+    manifest = merge_shards(args.parts, args.output, move=args.move)
+    print(f"{args.output}: {len(manifest['shards'])} shard(s), {manifest['total_samples']} samples from "
+          f"{len(args.parts)} part(s)")
 
 
 def cmd_split(args) -> None:
@@ -481,6 +504,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shard_dir")
     p.set_defaults(func=cmd_verify_shards)
 
+    p = sub.add_parser("merge-shards", help="one shard folder from the finished parts of adl generate --part")
+    p.add_argument("parts", nargs="+", metavar="PART_DIR", help="every part folder of one generation")
+    p.add_argument("--output", required=True, help="SHARD_DIR; rerunning the same command resumes")
+    p.add_argument("--move", action="store_true",
+                   help="move the shard files instead of hard-linking them (the parts are emptied)")
+    p.set_defaults(func=cmd_merge_shards)
+
     p = sub.add_parser("split", help="choose the HR, LR and test images of a dataset (method.md §8)")
     p.add_argument("--protocol", choices=("sample", "div2k", "folders"), required=True)
     p.add_argument("--output", required=True, help="folder; <part>/ and <part>.txt are written in it")
@@ -558,7 +588,8 @@ def _quiet_anywhere(sub) -> None:
             _quiet_anywhere(action)
 
 
-WRITES_OUTPUT_FOLDER = frozenset({"generate", "train-downsampler", "train-sr", "degrade", "downsample", "upscale"})
+WRITES_OUTPUT_FOLDER = frozenset({"generate", "merge-shards", "train-downsampler", "train-sr", "degrade", "downsample",
+                                  "upscale"})
 
 
 def main(argv: list[str] | None = None) -> int:

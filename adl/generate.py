@@ -8,7 +8,8 @@ Sample g of a run is patch g mod n of image g div n (n patches per image); patch
 come from a generator seeded with (seed, image index), so the same inputs, model and seed give
 the same samples in the same shards. A shard appears under its final name only when complete;
 a rerun of the same command skips the finished shards that still match their records (others
-are regenerated, with a warning), and manifest.json is written last.
+are regenerated, with a warning), and manifest.json is written last. With ``part`` a run writes
+only its share of those shards (adl.parts); ``adl merge-shards`` joins them.
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ import adl
 from adl.atomic import file_sha256, write_text
 from adl.choices import COMPILE_CHOICES, COMPILE_HELP, DEVICE_HELP, INFER_PRECISIONS, SCALES
 from adl.errors import AdlError, UsageError
-from adl.imageio import list_images, read_image, require_unique_stems, write_png
-from adl.options import device_name, option
+from adl.image_lists import resolve_images
+from adl.imageio import read_image, require_unique_stems, write_png
+from adl.options import byte_size, device_name, option
+from adl.parts import images_of_shards, parse_part, part_shards, shard_size_for_bytes
 from adl.progress import progress
-from adl.shards import (FORMAT_VERSION, MANIFEST, OPTIONS_FILE, manifest_problems, record_path, shard_against_record,
-                        shard_name, write_manifest, write_shard)
+from adl.shards import (COMPRESSION, COMPRESSION_LEVEL, COMPRESSIONS, FORMAT_VERSION, MANIFEST, OPTIONS_FILE,
+                        compression_record, manifest_problems, record_path, shard_against_record, shard_name,
+                        write_manifest, write_shard)
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +52,19 @@ class GenerateOptions:
     """The options of ``adl generate``."""
 
     model: str = option(help="model.onnx or a downsampler checkpoint/run folder")
-    hr: str = option(help="folder of HR images")
+    hr: str | list[str] = option(help="HR images: folders, list files (one path per line) or quoted glob patterns, "
+                                      "one or more", several=True, metavar="HR")
     output: str = option(help="SHARD_DIR; rerunning the same command resumes")
     patch: int = option(192, "HR patch size", minimum=1)
     patches_per_image: int = option(16, "patches cut from each image", minimum=1)
     full_images: bool = option(False, "whole images instead of patches (--format png)")
     shard_size: int = option(512, "samples per shard", minimum=1)
+    shard_bytes: int | None = option(None, "shard size in uncompressed bytes instead of --shard-size, e.g. 1G or 256M",
+                                     parse=byte_size, metavar="BYTES")
+    compression: str = option(COMPRESSION, "filter for hr and lr (docs/shards.md compares them)", choices=COMPRESSIONS)
+    gzip_level: int = option(COMPRESSION_LEVEL, "0-9 with --compression gzip", minimum=0)
+    part: str | None = option(None, "write only the I-th of N parts (its own --output); adl merge-shards joins them",
+                              metavar="I/N")
     scale: int | None = option(None, "2 or 4 (default: the model's)", choices=SCALES)
     backend: str = option("auto", "auto: ONNX Runtime for a .onnx model, torch for a checkpoint", choices=BACKENDS)
     device: str = option("auto", DEVICE_HELP, parse=device_name)
@@ -278,6 +289,19 @@ def _check_options(o: GenerateOptions) -> None:
     for name in ("patch", "patches_per_image", "shard_size"):
         if getattr(o, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
+    if o.shard_bytes is not None and o.shard_bytes < 1:
+        raise UsageError(f"--shard-bytes {o.shard_bytes}: must be at least 1")
+    if o.shard_bytes is not None and o.shard_size != GenerateOptions.shard_size:
+        raise UsageError("--shard-size and --shard-bytes: give one of them")
+    if o.compression not in COMPRESSIONS:
+        raise UsageError(f"--compression {o.compression}: choose from {', '.join(COMPRESSIONS)}")
+    if not 0 <= o.gzip_level <= 9:
+        raise UsageError(f"--gzip-level {o.gzip_level}: must be 0 to 9")
+    if o.part is not None:
+        parse_part(o.part)
+        if o.format != "h5":
+            raise UsageError(f"--part {o.part}: parts split HDF5 shards; PNG folders (--format png) are written by "
+                             f"one run")
     for name in ("workers", "writers"):
         if getattr(o, name) < 0:
             raise UsageError(f"--{name} {getattr(o, name)}: must not be negative")
@@ -306,6 +330,8 @@ def _prepare_output(out: Path, record: dict) -> bool:
                 changed.append("--model")
             if previous.get("hr") != record["hr"]:
                 changed.append("--hr (its files)")
+            if previous.get("part") != record.get("part"):
+                changed.append("--part")
             raise AdlError(f"{out}: holds a generation with other settings ({', '.join(changed)}); rerun with the "
                            f"same options, add --restart to discard it and start over, or use a new --output")
         return (out / MANIFEST).exists()
@@ -356,7 +382,7 @@ def _generate(o: GenerateOptions, backend) -> dict:
     if o.patch % s:
         raise UsageError(f"--patch {o.patch}: must be a multiple of the scale {s}")
     model_sha = file_sha256(Path(o.model) / "checkpoint.pt" if Path(o.model).is_dir() else o.model)
-    paths = list_images(o.hr, what="--hr")
+    paths = resolve_images(o.hr, what="--hr")
     skipped: list[dict] = []
     if o.on_error == "skip":
         paths, skipped = _usable_images(o, s, paths)
@@ -365,14 +391,26 @@ def _generate(o: GenerateOptions, backend) -> dict:
     out = Path(o.output)
     # Options that change the samples are recorded; a resume must repeat them. The device, thread
     # and process counts and compilation do not change them.
-    speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile", "restart")
+    # The part is recorded apart from the options: every part of one generation has the same options.
+    speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile", "restart", "part")
     options = {k: v for k, v in dataclasses.asdict(o).items() if k not in speed_only}
     options.update(scale=s, backend=backend.name, precision=backend.precision)
     if o.on_error == "stop":  # the default changes nothing: records from before --on-error existed still match
         del options["on_error"]
     if o.full_images:
         options["patch"] = options["patches_per_image"] = None
+    if o.shard_bytes is not None and not o.full_images:
+        options["shard_size"] = shard_size_for_bytes(o.shard_bytes, o.patch, s)
+    if o.compression != "gzip":
+        options["gzip_level"] = None
+    # Layout options at their defaults are left out of the record, so that folders written before
+    # these options existed still resume (the manifest's "compression" says what every shard holds).
+    for key, default in (("shard_bytes", None), ("compression", COMPRESSION), ("gzip_level", COMPRESSION_LEVEL)):
+        if options[key] == default:
+            del options[key]
     record = {"model_sha256": model_sha, "hr": [p.name for p in paths], "options": options}
+    if o.part is not None:
+        record["part"] = list(parse_part(o.part))
     log.info("generating with %s (provider %s)", backend.name, backend.provider)
     if o.restart:
         _discard_generation(out)
@@ -389,7 +427,8 @@ def _generate(o: GenerateOptions, backend) -> dict:
     if o.format == "png":
         manifest.update(_generate_png(o, backend, paths, out))
     else:
-        manifest.update(_generate_shards(o, backend, paths, out, model_sha, options_key(record)))
+        manifest["compression"] = compression_record(o.compression, o.gzip_level)
+        manifest.update(_generate_shards(o, backend, paths, out, model_sha, options["shard_size"], options_key(record)))
     write_manifest(out, manifest)
     return manifest
 
@@ -406,8 +445,8 @@ def _still_complete(out: Path, o: GenerateOptions, record: dict) -> bool:
         return False
     if o.format != "h5" or manifest["format_version"] != FORMAT_VERSION:
         return True  # format 1 folders have no records to check against; verify-shards still checks them
-    sizes = [entry.get("samples") for entry in manifest.get("shards", [])]
-    return len(_finished_shards(out, len(sizes), sizes, options_key(record))) == len(sizes)
+    sizes = {int(entry["file"][len("shard-"):-len(".h5")]): entry["samples"] for entry in manifest["shards"]}
+    return len(_finished_shards(out, sizes, options_key(record))) == len(sizes)
 
 
 def _usable_images(o: GenerateOptions, s: int, paths: list[Path]) -> tuple[list[Path], list[dict]]:
@@ -496,16 +535,19 @@ def _cut(o: GenerateOptions, index: int, path: Path, hr: np.ndarray, lr: np.ndar
 
 
 def options_key(record: dict) -> str:
-    """What a shard's record must name to be adopted: the hash of the generation's settings (generate.json)."""
+    """What a shard's record must name to be adopted: the hash of the generation's settings (generate.json).
+    The part is left out: a shard and its record are the same whichever part, or unsplit run, wrote them."""
     import hashlib
 
-    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+    whole = {k: v for k, v in record.items() if k != "part"}
+    return hashlib.sha256(json.dumps(whole, sort_keys=True).encode()).hexdigest()
 
 
-def _finished_shards(out: Path, shards: int, sizes: list[int], key: str) -> dict[int, dict]:
-    """Shards that match their records, as manifest entries; every other shard file is removed, with a warning."""
+def _finished_shards(out: Path, sizes: dict[int, int], key: str) -> dict[int, dict]:
+    """Of the shards ``sizes`` names (index: samples), those that match their records, as manifest entries;
+    every other one of their files is removed, with a warning."""
     done = {}
-    for k in progress(range(shards), desc="checking finished shards", unit="shard", leave=False):
+    for k in progress(sizes, desc="checking finished shards", unit="shard", leave=False):
         path = out / shard_name(k)
         if not path.is_file():
             record_path(path).unlink(missing_ok=True)
@@ -520,17 +562,18 @@ def _finished_shards(out: Path, shards: int, sizes: list[int], key: str) -> dict
     return done
 
 
-def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, model_sha: str, key: str) -> dict:
+def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, model_sha: str,
+                     shard_size: int, key: str) -> dict:
     s, n = backend.scale, o.patches_per_image
     total = len(paths) * n
-    shards = (total + o.shard_size - 1) // o.shard_size
-    sizes = [min(o.shard_size, total - k * o.shard_size) for k in range(shards)]
-    written = _finished_shards(out, shards, sizes, key)
-    done = set(written)
-    needed = [i for i in range(len(paths))
-              if any((g // o.shard_size) not in done for g in range(i * n, (i + 1) * n))]
-    if done:
-        log.info("resuming: %d of %d shards already written", len(done), shards)
+    shards = (total + shard_size - 1) // shard_size
+    ours = part_shards(shards, *parse_part(o.part)) if o.part else range(shards)
+    written = _finished_shards(out, {k: min(shard_size, total - k * shard_size) for k in ours}, key)
+    # Shards of other parts count as done: this run neither writes nor lists them.
+    done = set(written) | set(range(ours.start)) | set(range(ours.stop, shards))
+    needed = images_of_shards([k for k in ours if k not in done], shard_size, n, total)
+    if written:
+        log.info("resuming: %d of %d shards already written", len(written), len(ours))
     buffers: dict[int, list] = {}
     writes: deque = deque()
     images = ((index, path, hr) for index, (path, hr) in zip(needed, _decoded([paths[i] for i in needed], o.workers)))
@@ -539,11 +582,11 @@ def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, 
         for index, path, hr, lr in _downsampled(o, backend, images):
             for j, (offset, hr_patch, lr_patch) in enumerate(_cut(o, index, path, hr, lr, s)):
                 g = index * n + j
-                k = g // o.shard_size
+                k = g // shard_size
                 if k in done:
                     continue
                 buffers.setdefault(k, []).append((g, path.stem, offset, hr_patch, lr_patch))
-                if len(buffers[k]) == min(o.shard_size, total - k * o.shard_size):
+                if len(buffers[k]) == min(shard_size, total - k * shard_size):
                     rows = sorted(buffers.pop(k), key=lambda r: r[0])
                     while len(writes) > max(1, o.writers):  # a bounded number in flight: memory stays flat
                         k_done, entry = writes.popleft()
@@ -551,13 +594,21 @@ def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, 
                     writes.append((k, writer.submit(
                         write_shard, out / shard_name(k), np.stack([r[3] for r in rows]),
                         np.stack([r[4] for r in rows]), [r[1] for r in rows],
-                        np.array([r[2] for r in rows], dtype=np.int32), s, model_sha, key)))
+                        np.array([r[2] for r in rows], dtype=np.int32), s, model_sha, key, o.compression,
+                        o.gzip_level)))
             bar.update(1)
         for k, w in writes:
             written[k] = w.result()
         bar.close()
     # Shards of this run were hashed by their writer, those of an earlier run by _finished_shards.
-    return {"shards": [written[k] for k in range(shards)], "total_samples": total}
+    entries = [written[k] for k in ours]
+    result = {"shards": entries, "total_samples": sum(e["samples"] for e in entries)}
+    if o.part:
+        index, count = parse_part(o.part)
+        # What merge-shards checks the parts against: together they must be exactly the whole.
+        result["part"] = {"index": index, "count": count, "first_shard": ours.start, "shards": len(ours),
+                          "dataset_shards": shards, "dataset_samples": total}
+    return result
 
 
 def _generate_png(o: GenerateOptions, backend, paths: list[Path], out: Path) -> dict:

@@ -19,7 +19,7 @@ MISSING = dataclasses.MISSING
 
 def option(default=MISSING, help: str = "", *, choices: typing.Sequence[str] | None = None,
            minimum: int | None = None, required: bool | None = None, metavar: str | None = None,
-           parse: typing.Callable[[str], typing.Any] | None = None):
+           parse: typing.Callable[[str], typing.Any] | None = None, several: bool = False):
     """A dataclass field that is also a command-line option ``--name-with-dashes``.
 
     ``help`` describes the option; a concrete default is appended to it on the command line, so a
@@ -27,10 +27,11 @@ def option(default=MISSING, help: str = "", *, choices: typing.Sequence[str] | N
     is a required option unless ``required=False`` (then the command line's default is None).
     A boolean defaulting to True becomes ``--no-NAME``. ``parse`` replaces the converter the type
     implies (e.g. positive_float): a value it refuses is a usage error on the command line and a
-    config error in the workflow alike.
+    config error in the workflow alike. ``several`` takes one or more values (a ``list[str]`` field,
+    which a config may also give as one string).
     """
     metadata = {"help": help, "choices": tuple(choices) if choices else None, "minimum": minimum,
-                "required": required, "metavar": metavar, "parse": parse}
+                "required": required, "metavar": metavar, "parse": parse, "several": several}
     return dataclasses.field(default=default, metadata={"adl_option": metadata})
 
 
@@ -79,6 +80,21 @@ def non_negative_float(text: str) -> float:
     return _finite(text, 0.0, strict=False)
 
 
+def byte_size(text: str) -> int:
+    """'512M' -> 536870912: sizes in bytes with an optional K, M, G or T (powers of 1024)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    number, unit = text.strip().upper().rstrip("IB"), ""
+    if number and number[-1] in units:
+        number, unit = number[:-1], number[-1]
+    try:
+        value = int(float(number) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 1G, 256M, 1000000)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive size")
+    return value
+
+
 def device_name(text: str) -> str:
     """The spelling of --device is a usage error (exit 2); whether CUDA is there is checked later (exit 1)."""
     from adl.choices import DEVICE_CHOICES
@@ -104,6 +120,7 @@ class Option:
     required: bool
     metavar: str | None
     parse: typing.Callable[[str], typing.Any] | None = None
+    several: bool = False
 
     @property
     def flag(self) -> str:
@@ -131,11 +148,13 @@ def options_of(cls) -> list[Option]:
         if meta is None:
             raise TypeError(f"{cls.__name__}.{f.name}: declare it with adl.options.option()")
         kinds = [t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None)]
+        if meta.get("several"):  # str | list[str]: the command line gives a list
+            kinds = [t for t in kinds if typing.get_origin(t) is not list]
         if len(kinds) != 1 or kinds[0] not in (int, float, str, bool):
             raise TypeError(f"{cls.__name__}.{f.name}: type {hints[f.name]} is not int, float, str or bool (or None)")
         required = meta["required"] if meta["required"] is not None else f.default is MISSING
         found.append(Option(f.name, kinds[0], f.default, meta["help"], meta["choices"], meta["minimum"], required,
-                            meta["metavar"], meta.get("parse")))
+                            meta["metavar"], meta.get("parse"), bool(meta.get("several"))))
     return found
 
 
@@ -148,7 +167,8 @@ def add_options(parser: argparse.ArgumentParser, cls) -> None:
             continue
         default = None if o.default is MISSING else o.default
         parser.add_argument(o.flag, dest=o.name, type=o.converter(), default=default, required=o.required,
-                            choices=o.choices, metavar=o.metavar, help=o.help_text())
+                            choices=o.choices, metavar=o.metavar, help=o.help_text(),
+                            **({"nargs": "+"} if o.several else {}))
 
 
 def from_args(cls, args: argparse.Namespace):
@@ -171,12 +191,14 @@ def config_error(cls, given: dict, where: str, exclude: typing.Collection[str] =
             if not isinstance(value, bool):
                 return f"{where}.{key}: {value!r} is not true or false"
             continue
-        if value is None or isinstance(value, (bool, dict, list)):
-            return f"{where}.{key}: {value!r} is not a single {o.kind.__name__} value"
-        try:
-            converted = o.converter()(str(value))
-        except argparse.ArgumentTypeError as error:
-            return f"{where}.{key}: {error}"
-        if o.choices and converted not in o.choices:
-            return f"{where}.{key}: {value!r}; choose from {', '.join(o.choices)}"
+        values = value if o.several and isinstance(value, list) and value else [value]
+        for value in values:
+            if value is None or isinstance(value, (bool, dict, list)):
+                return f"{where}.{key}: {value!r} is not a single {o.kind.__name__} value"
+            try:
+                converted = o.converter()(str(value))
+            except argparse.ArgumentTypeError as error:
+                return f"{where}.{key}: {error}"
+            if o.choices and converted not in o.choices:
+                return f"{where}.{key}: {value!r}; choose from {', '.join(o.choices)}"
     return None

@@ -7,8 +7,9 @@ SHARD_DIR/manifest.json             written last, atomically: the directory is c
 Each shard is written to a hidden temporary name and renamed when complete, then its record is
 written the same way. A shard counts as done only if its record matches it, so a resumed run
 never adopts a file that was damaged after it was written. Layout choice (measured in
-benchmarks/shard_layout.py): one sample per chunk, gzip level 1, fletcher32 on every chunk so
-that a damaged chunk fails at read time, not only against the manifest's hash.
+benchmarks/shard_layout.py): one sample per chunk, gzip level 1 by default (lzf or none on
+request; ``compression`` in the manifest records which), fletcher32 on every chunk so that a
+damaged chunk fails at read time, not only against the manifest's hash.
 """
 
 from __future__ import annotations
@@ -31,8 +32,20 @@ MANIFEST = "manifest.json"
 OPTIONS_FILE = "generate.json"  # the generation's settings; present from the start of a run
 SCHEMA = Path(__file__).with_name("shards.schema.json")
 CHUNK_SAMPLES = 1
+COMPRESSIONS = ("gzip", "lzf", "none")
 COMPRESSION, COMPRESSION_LEVEL = "gzip", 1
 SHARD_PATTERN = re.compile(r"^shard-\d{5,}\.h5$")
+
+
+def compression_record(compression: str, level: int | None) -> dict:
+    """How hr and lr are compressed, as the manifest records it (a level only for gzip)."""
+    return {"filter": compression, "level": level if compression == "gzip" else None}
+
+
+def _filter_arguments(compression: str, level: int | None) -> dict:
+    if compression == "none":
+        return {}
+    return {"compression": compression, "compression_opts": level if compression == "gzip" else None}
 
 
 def shard_name(index: int) -> str:
@@ -44,13 +57,15 @@ def record_path(shard: Path) -> Path:
 
 
 def write_shard(path: Path, hr: np.ndarray, lr: np.ndarray, sources: Sequence[str], offsets: np.ndarray,
-                scale: int, model_sha256: str, options_key: str | None = None) -> dict:
+                scale: int, model_sha256: str, options_key: str | None = None, compression: str = COMPRESSION,
+                level: int | None = COMPRESSION_LEVEL) -> dict:
     """Write one complete shard atomically and then, given ``options_key``, its record; returns its manifest entry."""
+    filters = _filter_arguments(compression, level)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", track_order=False) as f:
             for name, data in (("hr", hr), ("lr", lr)):
-                f.create_dataset(name, data=data, chunks=(CHUNK_SAMPLES, *data.shape[1:]), compression=COMPRESSION,
-                                 compression_opts=COMPRESSION_LEVEL, fletcher32=True, track_times=False)
+                f.create_dataset(name, data=data, chunks=(CHUNK_SAMPLES, *data.shape[1:]), fletcher32=True,
+                                 track_times=False, **filters)
             f.create_dataset("source", data=np.array(sources, dtype=object), dtype=h5py.string_dtype(),
                              track_times=False)
             # fletcher32 needs a chunked layout; one chunk holds the whole small array.
@@ -178,6 +193,13 @@ def check_shard(path: Path, entry: dict, manifest: dict, checksum: bool = True, 
                     raise AdlError(f"{path}: dataset {name} is {f[name].dtype}, expected uint8")
             if int(f.attrs["scale"]) != s or int(f.attrs["format_version"]) != version:
                 raise AdlError(f"{path}: attributes (scale, format_version) disagree with the manifest")
+            if "compression" in manifest:
+                expected = manifest["compression"]
+                for name in ("hr", "lr"):
+                    found = compression_record(f[name].compression or "none", f[name].compression_opts)
+                    if found != expected:
+                        raise AdlError(f"{path}: dataset {name} is compressed as {found}, the manifest says "
+                                       f"{expected}; regenerate it")
             if version >= 2 and not all(f[name].fletcher32 for name in ("hr", "lr", "offset")):
                 raise AdlError(f"{path}: format {version} shard without fletcher32 checksums; regenerate it")
             if decode:

@@ -178,10 +178,12 @@ class ShardDataset(Dataset):
 
     HDF5 files are opened lazily, in whichever process reads them, so the dataset can be handed
     to DataLoader workers (an h5py handle must not cross a fork). ``flips`` applies one random
-    flip/rotation to both sides alike.
+    flip/rotation to both sides alike. ``as_dict`` returns BasicSR's paired-dataset items instead:
+    ``{"lq", "gt", "lq_path", "gt_path"}``, the paths naming the HDF5 dataset row the pixels come
+    from (``SHARD#lr/ROW``), since a patch has no file of its own.
     """
 
-    def __init__(self, shard_dir: str | Path, flips: bool = False):
+    def __init__(self, shard_dir: str | Path, flips: bool = False, as_dict: bool = False):
         self.shard_dir = Path(shard_dir)
         self.manifest = read_manifest(shard_dir)
         if self.manifest["options"].get("format", "h5") != "h5" or self.manifest["options"].get("full_images"):
@@ -191,7 +193,7 @@ class ShardDataset(Dataset):
         self.files = [e["file"] for e in self.manifest["shards"]]
         counts = [e["samples"] for e in self.manifest["shards"]]
         self.starts = np.concatenate([[0], np.cumsum(counts)])
-        self.flips = flips
+        self.flips, self.as_dict = flips, as_dict
         self._handles: dict[int, h5py.File] = {}
         self._pid = os.getpid()
 
@@ -214,12 +216,15 @@ class ShardDataset(Dataset):
                 raise AdlError(f"{path}: not a readable shard ({exc}); run adl verify-shards") from None
         return self._handles[shard]
 
-    def raw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The stored uint8 (lr, hr) HWC arrays of sample ``index``."""
+    def _locate(self, index: int) -> tuple[int, int]:
         if not 0 <= index < len(self):
             raise IndexError(index)
         shard = int(np.searchsorted(self.starts, index, side="right") - 1)
-        row = index - int(self.starts[shard])
+        return shard, index - int(self.starts[shard])
+
+    def raw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The stored uint8 (lr, hr) HWC arrays of sample ``index``."""
+        shard, row = self._locate(index)
         f = self._file(shard)
         try:
             return f["lr"][row], f["hr"][row]
@@ -227,11 +232,16 @@ class ShardDataset(Dataset):
             raise AdlError(f"{self.shard_dir / self.files[shard]}: unreadable sample {row} ({type(exc).__name__}); "
                            f"run adl verify-shards") from None
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | dict:
         lr, hr = self.raw(index)
         if self.flips:
             # torch's RNG: DataLoader seeds it per worker and per epoch, so flips vary between epochs
             # yet repeat under torch.manual_seed.
             lr, hr = augment(lr, hr, np.random.default_rng(int(torch.randint(0, 2**62, ()))))
-        return (torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).float().div_(255),
-                torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1))).float().div_(255))
+        lq = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).float().div_(255)
+        gt = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1))).float().div_(255)
+        if not self.as_dict:
+            return lq, gt
+        shard, row = self._locate(index)
+        where = self.shard_dir / self.files[shard]
+        return {"lq": lq, "gt": gt, "lq_path": f"{where}#lr/{row}", "gt_path": f"{where}#hr/{row}"}

@@ -37,8 +37,11 @@ def options_tag(options):
 
 
 DOWN_TAG = options_tag(config["downsampler"]["options"])
-GEN_TAG = options_tag(config["generate"])
-SR_TAG = options_tag({"sr": config["sr"]["options"], "generate": config["generate"]})
+# How many jobs generate the shards changes nothing in them (docs/shards.md): not part of the tags.
+GEN_PARTS = config["generate"].get("parts", 1)
+GEN_OPTIONS = {k: v for k, v in config["generate"].items() if k != "parts"}
+GEN_TAG = options_tag(GEN_OPTIONS)
+SR_TAG = options_tag({"sr": config["sr"]["options"], "generate": GEN_OPTIONS})
 DOWN = f"results/{DATASET}/x{{scale}}/{{kernel}}/down-{{loss}}-{DOWN_TAG}"
 SR = f"results/{DATASET}/x{{scale}}/{{kernel}}/sr-{{model}}-{{method}}-{SR_TAG}"
 
@@ -177,7 +180,7 @@ OPTION_SECTIONS = {
     ),
     "generate": (
         "adl.generate:GenerateOptions",
-        {"model", "hr", "output", "scale", "device", "workers"},
+        {"model", "hr", "output", "scale", "device", "workers", "part"},
     ),
 }
 
@@ -204,7 +207,9 @@ def check_options():
     for where, (path, set_by_rule) in OPTION_SECTIONS.items():
         module_name, _, name = path.partition(":")
         cls = getattr(importlib.import_module(module_name), name)
-        error = config_error(cls, config_section(where), where, exclude=set_by_rule)
+        # generate.parts is the workflow's own key (how many jobs), not an adl generate option.
+        section = {k: v for k, v in config_section(where).items() if (where, k) != ("generate", "parts")}
+        error = config_error(cls, section, where, exclude=set_by_rule)
         if error:
             raise WorkflowError(f"config {error} (workflow/schemas/config.schema.yaml)")
 
