@@ -407,8 +407,9 @@ def test_tiled_upscale_equals_whole_image(sr, tmp_path, count_forwards, scale):
     assert sorted(outputs[8]) == ["cat.png", "rocket.png"]
     for name, whole in outputs[100_000].items():
         assert whole.shape == (30 * scale, 40 * scale, 3)
-        # Measured: identical, every pixel (no float rounding difference reaches a .5 boundary here).
-        assert np.array_equal(outputs[8][name], whole), name
+        # The documented bound (docs/conventions.md, Tiling): float rounding may move a value that sits
+        # at a .5 boundary by one 8-bit level; nothing more.
+        assert np.abs(outputs[8][name].astype(int) - whole.astype(int)).max() <= 1, name
         expected = sr_float64(load(sr["models"][scale]), read_image(src / name))
         assert np.abs(whole.astype(int) - expected.astype(int)).max() <= 1
 
