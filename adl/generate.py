@@ -59,7 +59,7 @@ class GenerateOptions:
     patches_per_image: int = option(16, "patches cut from each image", minimum=1)
     full_images: bool = option(False, "whole images instead of patches (--format png)")
     shard_size: int = option(512, "samples per shard", minimum=1)
-    shard_bytes: int | None = option(None, "shard size in uncompressed bytes instead of --shard-size, e.g. 1G or 256M",
+    shard_bytes: int | None = option(None, "shard size in uncompressed bytes, e.g. 1G or 256M, instead of a sample count",
                                      parse=byte_size, metavar="BYTES")
     compression: str = option(COMPRESSION, "filter for hr and lr (docs/shards.md compares them)", choices=COMPRESSIONS)
     gzip_level: int = option(COMPRESSION_LEVEL, "0-9 with --compression gzip", minimum=0)

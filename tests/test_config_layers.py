@@ -107,6 +107,7 @@ def test_a_partial_user_config_gets_the_papers_settings_not_the_smoke_runs(workf
     assert len(plan["train-downsampler"]) == len(plan["train-sr"]) == 5 * 2 * 4
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     defaults = {k: v["default"] for k, v in schema["properties"]["generate"]["properties"].items()}
+    assert defaults.pop("parts") == 1  # the workflow's own key: one generate job per shard set
     assert defaults == {"patch": 192, "patches_per_image": 64, "shard_size": 512}
     check_paper_settings(plan, defaults)
     assert "results/div2k/" in out  # the dataset name defaults to the protocol's kind

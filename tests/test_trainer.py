@@ -250,8 +250,8 @@ def test_validation_metrics_equal_the_commands_that_compute_them(unpaired_sets, 
 
 def test_validation_options_are_checked_before_training(unpaired_sets, tmp_path, capsys):
     base = train_args(unpaired_sets, tmp_path / "run", 2)[1:]
-    assert_one_error(capsys, [*base, "--val-hr", unpaired_sets["src"]], "--val-hr", "--val-lr")
-    assert_one_error(capsys, [*base, "--true-kernel", "k3"], "--true-kernel")
+    assert_one_error(capsys, [*base, "--val-hr", unpaired_sets["src"]], "--val-hr", "--val-lr", code=2)
+    assert_one_error(capsys, [*base, "--true-kernel", "k3"], "--true-kernel", code=2)
     assert_one_error(capsys, [*base, "--val-hr", unpaired_sets["src"], "--val-lr", unpaired_sets["hr"]],
                      "--val-hr")  # astronaut/coffee do not pair with chelsea/rocket
     assert not (tmp_path / "run").exists()

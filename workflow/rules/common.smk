@@ -117,7 +117,10 @@ def validation_inputs(wildcards):
     """Synthetic protocols validate G on the test split, whose true LR and kernel are known."""
     if not SYNTHETIC:
         return {}
-    return {"val_hr": f"resources/{DATASET}/split/test_hr.txt", "val_lr": test_lr(wildcards)}
+    return {
+        "val_hr": f"resources/{DATASET}/split/test_hr.txt",
+        "val_lr": test_lr(wildcards),
+    }
 
 
 def validation_options(wildcards, input):
@@ -208,7 +211,11 @@ def check_options():
         module_name, _, name = path.partition(":")
         cls = getattr(importlib.import_module(module_name), name)
         # generate.parts is the workflow's own key (how many jobs), not an adl generate option.
-        section = {k: v for k, v in config_section(where).items() if (where, k) != ("generate", "parts")}
+        section = {
+            k: v
+            for k, v in config_section(where).items()
+            if (where, k) != ("generate", "parts")
+        }
         error = config_error(cls, section, where, exclude=set_by_rule)
         if error:
             raise WorkflowError(f"config {error} (workflow/schemas/config.schema.yaml)")
