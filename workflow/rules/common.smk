@@ -175,7 +175,7 @@ def first_test_image(folder_path):
 OPTION_SECTIONS = {
     "downsampler.options": (
         "adl.trainer:DownsamplerOptions",
-        {"hr", "lr", "scale", "data_loss", "device"},
+        {"hr", "lr", "scale", "data_loss", "device", "val_hr", "val_lr", "true_kernel"},
     ),
     "sr.options": (
         "adl.sr_trainer:SROptions",
