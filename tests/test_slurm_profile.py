@@ -30,7 +30,8 @@ FAKES = {
     "sshare": 'echo "<your-account>"',
     "sinfo": "exit 0", "squeue": "exit 0", "sacct": "exit 0", "scontrol": "exit 0",
 }
-CONFIG = dict(TINY, generate=dict(TINY["generate"], backend="torch"))
+# Two kernels: k0's data can be made ready while a degrade job of k1 is still to run.
+CONFIG = dict(TINY, kernels=["k0", "k1"], generate=dict(TINY["generate"], backend="torch"))
 
 
 def fake_slurm(folder):
@@ -78,16 +79,19 @@ def test_the_plugin_asks_for_the_profiles_cpus_gpus_and_partitions(workflow_copy
     assert f"--workers {threads['generate_shards']} " in plan.stdout
     assert f"OMP_NUM_THREADS={threads['train_downsampler']} adl -q train-downsampler" in plan.stdout
 
-    # A state where one train, one generate and one degrade job are ready at once: the split, the LR
-    # set and the ADL run exist; the LFL run, the ADL shards and the degraded test set do not.
+    # A state where one train, one generate and one degrade job are ready at once: the split, k0's LR
+    # and test LR sets (a downsampler validates on the test set) and its ADL run exist; k0's LFL run,
+    # its ADL shards and k1's degraded sets do not.
     outputs = outputs_of(plan.stdout)
-    down = {re.search(r"down-(\w+)-", p).group(1): p for p in outputs["train_downsampler"]}
+    down = {re.search(r"down-(\w+)-", p).group(1): p for p in outputs["train_downsampler"] if "/k0/" in p}
     for path in outputs["split"]:
         touch(workflow_copy / path)
-    lr_source, test_lr = sorted(outputs["degrade"])
-    touch(workflow_copy / lr_source, directory=True)
+    for path in outputs["degrade"]:
+        if "/k0/" in path:
+            touch(workflow_copy / path, directory=True)
+    test_lr = next(p for p in outputs["degrade"] if "/k1/" in p and p.endswith("test_hr_lr"))
     touch(workflow_copy / down["adl"])
-    shards = next(p for p in outputs["generate_shards"] if "/down-adl-" in p)
+    shards = next(p for p in outputs["generate_shards"] if "/down-adl-" in p and "/k0/" in p)
     targets = [down["lfl"], shards, test_lr]
     result = subprocess.run([*base, "--keep-going", *targets], cwd=workflow_copy, env=env,
                             capture_output=True, text=True, timeout=900)
