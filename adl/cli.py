@@ -63,21 +63,6 @@ def _dataclass(path: str):
     return getattr(importlib.import_module(module), name)
 
 
-def _byte_size(text: str) -> int:
-    """'512M' -> 536870912: sizes in bytes with an optional K, M, G or T (powers of 1024)."""
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    number, unit = text.strip().upper().rstrip("IB"), ""
-    if number and number[-1] in units:
-        number, unit = number[:-1], number[-1]
-    try:
-        value = int(float(number) * units[unit])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 1G, 256M, 1000000)") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive size")
-    return value
-
-
 def _non_negative_int(text: str) -> int:
     value = _integer(text)
     if value < 0:
