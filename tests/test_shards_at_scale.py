@@ -454,7 +454,7 @@ def test_the_documented_basicsr_registration(world, monkeypatch):
 def test_shard_bytes_takes_sizes_with_units(world, tmp_path, capsys):
     import argparse
 
-    from adl.cli import _byte_size
+    from adl.options import byte_size as _byte_size
 
     assert [_byte_size(t) for t in ("1000", "1K", "1.5k", "256M", "256MiB", "1G", "2T")] == \
            [1000, 1024, 1536, 256 << 20, 256 << 20, 1 << 30, 2 << 40]
