@@ -93,8 +93,9 @@ class DownsamplerOptions:
     val_hr: str | None = option(None, "validation HR folder: log.csv gets the LR PSNR of G(val HR) against "
                                       "--val-lr (shave 8)")
     val_lr: str | None = option(None, "the true LR of --val-hr, matched by file name")
-    true_kernel: str | None = option(None, "k0..k4 or a .npy kernel: also log the similarity of kernels retrieved from G "
-                                           "(and of each ADL kernel) to it")
+    true_kernel: str | None = option(None, "k0..k4 or a .npy kernel: also log the similarity to it of the kernel "
+                                           "retrieved from G on the first --retrieval-images val HR images, and of "
+                                           "each ADL kernel")
     val_every: int | None = option(None, "iterations between validations (default --log-every)", minimum=1)
 
     def resolved(self) -> "DownsamplerOptions":
@@ -359,15 +360,18 @@ class DownsamplerTrainer(TrainingRun):
 
 class Validation:
     """Table 1's metric during training: G(val HR) against the true val LR, and optionally the
-    similarity of the kernel retrieved from G (on the val HR images) to the true kernel.
+    similarity of the kernel retrieved from G to the true kernel. The retrieval uses the first
+    ``retrieval_images`` val HR images, as ADL's own retrieval does on the training images: at K = 40
+    a float64 fit costs seconds per image on a CPU, and a validation must not outlast the training.
 
     It reads G under no_grad and draws no random numbers, so it never changes training.
     """
 
     def __init__(self, pairs: list[tuple[str, np.ndarray, np.ndarray]], true_kernel: np.ndarray | None,
-                 scale: int, kernel_size: int, device: torch.device):
+                 scale: int, kernel_size: int, retrieval_images: int, device: torch.device):
         self.pairs, self.true_kernel = pairs, true_kernel
         self.scale, self.kernel_size, self.device = scale, kernel_size, device
+        self.retrieval_images = retrieval_images
 
     @classmethod
     def load(cls, o: DownsamplerOptions, device: torch.device) -> "Validation | None":
@@ -385,7 +389,14 @@ class Validation:
                                f"pixels per border; use larger validation images")
             pairs.append((hr_path.stem, hr, lr))
         true_kernel = None if o.true_kernel is None else resolve_kernel(o.true_kernel, o.scale)
-        return cls(pairs, true_kernel, o.scale, o.kernel_size, device)
+        if true_kernel is not None:  # found now, not after the whole training
+            shapes = [hr.shape for _, hr, _ in pairs[: o.retrieval_images]]
+            rows = equation_count(shapes, o.scale, o.kernel_size, RETRIEVAL_CROP)
+            if rows < o.kernel_size**2:
+                raise AdlError(f"--val-hr {o.val_hr}: its first {len(shapes)} image(s) give {rows} LR pixel equation(s) "
+                               f"for a {o.kernel_size}x{o.kernel_size} kernel; use larger validation images, more "
+                               f"--retrieval-images, or a smaller --kernel-size")
+        return cls(pairs, true_kernel, o.scale, o.kernel_size, o.retrieval_images, device)
 
     def score(self, G: torch.nn.Module) -> tuple[float, float | None]:
         """(mean LR PSNR in dB, similarity of G's retrieved kernel to the true one or None)."""
@@ -397,7 +408,8 @@ class Validation:
             return lr_psnr, None
         with torch.no_grad():
             kernel = retrieve_from_model(UnitRangeDownsampler(G, self.scale), [hr for _, hr, _ in self.pairs],
-                                         self.scale, self.kernel_size, crop=RETRIEVAL_CROP, device=self.device)
+                                         self.scale, self.kernel_size, self.retrieval_images, crop=RETRIEVAL_CROP,
+                                         device=self.device)
         return lr_psnr, kernel_similarity(kernel, self.true_kernel)
 
 

@@ -228,7 +228,9 @@ def test_validation_metrics_equal_the_commands_that_compute_them(unpaired_sets, 
     from adl.metrics import kernel_similarity
 
     run = tmp_path / "run"
-    assert main(train_args(unpaired_sets, run, 6, extra=validation_args(unpaired_sets))) == 0
+    # One retrieval image: validation's kernel comes from the first val HR image only, as ADL's from the first HR.
+    extra = [*validation_args(unpaired_sets), "--retrieval-images", "1"]
+    assert main(train_args(unpaired_sets, run, 6, extra=extra)) == 0
     last = log_rows(run)[-1]
     down, table, kernel = tmp_path / "down", tmp_path / "psnr.csv", tmp_path / "k.npy"
     assert main(["-q", "downsample", "--checkpoint", str(run), "--input", str(unpaired_sets["src"]),
@@ -239,7 +241,7 @@ def test_validation_metrics_equal_the_commands_that_compute_them(unpaired_sets, 
         mean = float(list(csv.reader(f))[-1][1])
     assert float(last["val_lr_psnr"]) == pytest.approx(mean, abs=1e-3)
     assert main(["-q", "retrieve-kernel", "--hr", str(unpaired_sets["src"]), "--checkpoint", str(run),
-                 "--size", "8", "--output", str(kernel), "--device", "cpu"]) == 0
+                 "--size", "8", "--images", "1", "--output", str(kernel), "--device", "cpu"]) == 0
     truth = synthetic_kernel("k3", 2)
     assert float(last["val_kernel_similarity"]) == pytest.approx(kernel_similarity(np.load(kernel), truth), abs=1e-4)
     refresh = next(r for r in log_rows(run) if r["adl_kernel_similarity"])
@@ -254,4 +256,8 @@ def test_validation_options_are_checked_before_training(unpaired_sets, tmp_path,
     assert_one_error(capsys, [*base, "--true-kernel", "k3"], "--true-kernel", code=2)
     assert_one_error(capsys, [*base, "--val-hr", unpaired_sets["src"], "--val-lr", unpaired_sets["hr"]],
                      "--val-hr")  # astronaut/coffee do not pair with chelsea/rocket
+    # 96-px val images cannot determine a 40x40 kernel: said before training, not after it.
+    bicubic = train_args(unpaired_sets, tmp_path / "run", 2, loss="bicubic")[1:]
+    assert_one_error(capsys, [*bicubic, *validation_args(unpaired_sets), "--kernel-size", "40"], "--val-hr",
+                     "--kernel-size")
     assert not (tmp_path / "run").exists()

@@ -88,13 +88,14 @@ def slurm_time(text: str, key: str) -> datetime:
     return datetime.fromisoformat(re.search(rf"\b{key}=(\S+)", text).group(1))
 
 
+@pytest.mark.slurm
 @pytest.mark.skipif(shutil.which("sinfo") is None,
                     reason="no SLURM here: `sinfo` is not on PATH (CI starts a local cluster with .ci/slurm-up.sh)")
 def test_three_parts_run_in_parallel_on_slurm_and_merge_to_one_job(workflow_copy):  # noqa: F811
-    from test_slurm import LOCAL_CLUSTER
+    from test_slurm import LOCAL_CLUSTER, cluster_problem
 
-    up = subprocess.run(["sinfo", "-h", "-o", "%P %a"], capture_output=True, text=True, timeout=60)
-    assert up.returncode == 0, f"SLURM is installed but does not answer; start it with .ci/slurm-up.sh: {up.stderr}"
+    problem = cluster_problem()
+    assert problem is None, problem
     env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}")
     result = subprocess.run(
         [*SNAKEMAKE, "--profile", "workflow/profiles/slurm", *LOCAL_CLUSTER, "--verbose",
