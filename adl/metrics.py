@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from scipy.signal import correlate
-from skimage.metrics import peak_signal_noise_ratio
 
 from adl.errors import AdlError
 from adl.imageio import list_images, pair_by_stem, read_image
@@ -28,6 +26,9 @@ def psnr(pred: np.ndarray, target: np.ndarray, shave: int, *, name: str = "image
     if np.array_equal(pred, target):
         # skimage divides by a zero MSE here and warns; identical images are infinitely close.
         return float("inf")
+    # Imported here, as scipy.signal below: skimage.metrics pulls in scipy.stats (~1 s per job).
+    from skimage.metrics import peak_signal_noise_ratio
+
     return float(peak_signal_noise_ratio(target, pred, data_range=255))
 
 
@@ -43,6 +44,9 @@ def kernel_similarity(k1: np.ndarray, k2: np.ndarray) -> float:
     norms = np.linalg.norm(a) * np.linalg.norm(b)
     if norms == 0:
         raise AdlError("kernel similarity: a kernel is all zeros")
+    # Imported here: scipy.signal costs ~2 s, paid by every trainer and metric job that imports this module.
+    from scipy.signal import correlate
+
     # Direct method: FFT correlation adds roundoff that can push identical kernels above 1.
     return float(correlate(a, b, mode="full", method="direct").max() / norms)
 
