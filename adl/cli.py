@@ -19,6 +19,7 @@ from adl.errors import AdlError, UsageError
 from adl.options import device_name as _device
 from adl.options import integer as _integer
 from adl.options import non_negative_float as _non_negative_float
+from adl.options import non_negative_int as _non_negative_int
 from adl.options import positive_float as _positive_float
 from adl.options import positive_int as _positive_int
 
@@ -61,13 +62,6 @@ def _dataclass(path: str):
 
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
-
-
-def _non_negative_int(text: str) -> int:
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative; give 0 or more")
-    return value
 
 
 def _scale(text: str) -> int:

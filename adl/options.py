@@ -50,7 +50,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _non_negative_int(text: str) -> int:
+def non_negative_int(text: str) -> int:
     value = integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is not a non-negative integer")
@@ -104,7 +104,7 @@ def device_name(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r} is not a device; use {', '.join(DEVICE_CHOICES)} or cuda:N")
 
 
-_INTEGERS = {None: integer, 0: _non_negative_int, 1: positive_int}
+_INTEGERS = {None: integer, 0: non_negative_int, 1: positive_int}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -199,12 +199,7 @@ class DownsamplerTrainer(TrainingRun):
         o = self.o
         if o.data_loss != "adl":
             return
-        images = self.hr_images[: o.retrieval_images]
-        rows = equation_count([im.shape for im in images], o.scale, o.kernel_size, RETRIEVAL_CROP)
-        if rows < o.kernel_size**2:
-            raise AdlError(f"--kernel-size {o.kernel_size}: the {len(images)} retrieval image(s) give {rows} LR pixel "
-                           f"equation(s) for {o.kernel_size ** 2} unknowns; use a smaller --kernel-size, more "
-                           f"--retrieval-images, or larger HR images")
+        require_retrieval_equations(self.hr_images, o, "HR")
 
     def _kernel_retrieved(self) -> bool:
         """Whether the saved state already holds an ADL kernel (a kernel written after the last
@@ -358,6 +353,16 @@ class DownsamplerTrainer(TrainingRun):
         return [terms, psnr_value, similarity, adl_similarity]
 
 
+def require_retrieval_equations(images: list[np.ndarray], o: DownsamplerOptions, source: str) -> None:
+    """Refuse, before any training, a retrieval that its first ``retrieval_images`` images cannot determine."""
+    chosen = images[: o.retrieval_images]
+    rows = equation_count([im.shape for im in chosen], o.scale, o.kernel_size, RETRIEVAL_CROP)
+    if rows < o.kernel_size**2:
+        raise AdlError(f"--kernel-size {o.kernel_size}: the first {len(chosen)} {source} image(s) give {rows} LR pixel "
+                       f"equation(s) for {o.kernel_size ** 2} unknowns; use a smaller --kernel-size, more "
+                       f"--retrieval-images, or larger {source} images")
+
+
 class Validation:
     """Table 1's metric during training: G(val HR) against the true val LR, and optionally the
     similarity of the kernel retrieved from G to the true kernel. The retrieval uses the first
@@ -390,12 +395,7 @@ class Validation:
             pairs.append((hr_path.stem, hr, lr))
         true_kernel = None if o.true_kernel is None else resolve_kernel(o.true_kernel, o.scale)
         if true_kernel is not None:  # found now, not after the whole training
-            shapes = [hr.shape for _, hr, _ in pairs[: o.retrieval_images]]
-            rows = equation_count(shapes, o.scale, o.kernel_size, RETRIEVAL_CROP)
-            if rows < o.kernel_size**2:
-                raise AdlError(f"--val-hr {o.val_hr}: its first {len(shapes)} image(s) give {rows} LR pixel equation(s) "
-                               f"for a {o.kernel_size}x{o.kernel_size} kernel; use larger validation images, more "
-                               f"--retrieval-images, or a smaller --kernel-size")
+            require_retrieval_equations([hr for _, hr, _ in pairs], o, "--val-hr")
         return cls(pairs, true_kernel, o.scale, o.kernel_size, o.retrieval_images, device)
 
     def score(self, G: torch.nn.Module) -> tuple[float, float | None]:
