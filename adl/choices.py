@@ -1,5 +1,8 @@
-"""Names the command line offers, kept free of heavy imports so that `adl --help`, `adl psnr`
-or `adl table` start without loading torch."""
+"""The project's vocabulary: every name and constant that more than one module (or the workflow)
+uses has its one home here. Kept free of heavy imports so that `adl --help`, `adl psnr`, `adl table`
+and the workflow's config check start without loading torch. tests/test_layout.py checks that the
+workflow's schema and wildcard constraints agree with it.
+"""
 
 DATA_LOSSES = ("adl", "lfl", "lfl-gauss", "bicubic", "avgpool")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -8,7 +11,18 @@ TRAIN_PRECISIONS = ("auto", "fp32", "bf16")  # fp16 training would need loss sca
 INFER_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 COMPILE_CHOICES = ("auto", "off", "on", "cudagraphs")
 SAMPLING_CHOICES = ("auto", "host", "device")
-SCALES = (2, 4)
+SCALES = (2, 4)  # G is a ×2 network applied once or twice; EDSR/RRDB upsample by 2 or 4
+KERNEL_NAMES = ("k0", "k1", "k2", "k3", "k4")  # adl.kernels.synthetic_kernel (method.md §1)
+SR_DEFAULT_SIZES = {"edsr": (64, 16), "rrdb": (64, 23)}  # (features, blocks) of method.md §7
+LR_SHAVE = 8  # method.md §1: Table 1 compares LR images after shaving 8 LR pixels per border
+DEFAULT_TILE = 256  # LR pixels per tile of SR inference: the core of each tile, before context is added
+RETRIEVAL_IMAGES = 50  # HR images per kernel retrieval (method.md §5)
+
+
+def sr_shave(scale: int) -> int:
+    """Border pixels left out of SR PSNR/SSIM: scale + 6 (method.md §1)."""
+    return scale + 6
+
 
 # Help texts of options that several commands share (adl.options declares each option once, per command).
 DEVICE_HELP = f"{', '.join(DEVICE_CHOICES)} or cuda:N"

@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import math
-import re
 import sys
 from pathlib import Path
 
@@ -18,9 +16,7 @@ import adl
 from adl.errors import AdlError, UsageError
 from adl.options import device_name as _device
 from adl.options import integer as _integer
-from adl.options import non_negative_float as _non_negative_float
 from adl.options import non_negative_int as _non_negative_int
-from adl.options import positive_float as _positive_float
 from adl.options import positive_int as _positive_int
 
 log = logging.getLogger("adl")
@@ -57,7 +53,7 @@ class OptionsParser(OneLineParser):
 
 
 def _dataclass(path: str):
-    """"adl.trainer:DownsamplerOptions" -> the class."""
+    """"adl.downsampler.options:DownsamplerOptions" -> the class."""
     import importlib
 
     module, _, name = path.partition(":")
@@ -110,7 +106,7 @@ def cmd_degrade(args) -> None:
 
 def cmd_downsample(args) -> None:
     from adl.device import resolve_device
-    from adl.downsampling import downsample_image, load_downsampler
+    from adl.downsampler.apply import downsample_image, load_downsampler
     from adl.imageio import list_images, read_image, require_unique_stems, write_png
     from adl.progress import progress
 
@@ -129,8 +125,8 @@ def cmd_downsample(args) -> None:
 
 
 def cmd_train_downsampler(args) -> None:
+    from adl.downsampler.train import DownsamplerOptions, train_downsampler
     from adl.options import from_args
-    from adl.trainer import DownsamplerOptions, train_downsampler
 
     path = train_downsampler(from_args(DownsamplerOptions, args), args.output)
     print(f"checkpoint: {path}")
@@ -138,7 +134,7 @@ def cmd_train_downsampler(args) -> None:
 
 def cmd_train_sr(args) -> None:
     from adl.options import from_args
-    from adl.sr_trainer import SROptions, train_sr
+    from adl.sr.train import SROptions, train_sr
 
     path = train_sr(from_args(SROptions, args), args.output)
     print(f"checkpoint: {path}")
@@ -146,7 +142,7 @@ def cmd_train_sr(args) -> None:
 
 def cmd_evaluate_sr(args) -> None:
     from adl.device import resolve_device
-    from adl.evaluate import evaluate_sr
+    from adl.sr.evaluate import evaluate_sr
 
     result = evaluate_sr(args.checkpoint, args.lr, args.hr, args.scale, args.output, resolve_device(args.device),
                          save_dir=args.save_dir, tile=args.tile, tags=_tags(args))
@@ -156,14 +152,14 @@ def cmd_evaluate_sr(args) -> None:
 
 def cmd_upscale(args) -> None:
     from adl.device import resolve_device
-    from adl.evaluate import upscale_folder
+    from adl.sr.evaluate import upscale_folder
 
     count = upscale_folder(args.checkpoint, args.input, args.output, resolve_device(args.device), tile=args.tile)
     print(f"wrote {count} image(s) to {args.output}")
 
 
 def cmd_export(args) -> None:
-    from adl.export import export_onnx
+    from adl.downsampler.export import export_onnx
 
     meta = export_onnx(args.checkpoint, args.output, scale=args.scale, opset=args.opset)
     print(f"wrote {args.output} (×{meta['adl_scale']}, ONNX Runtime vs torch max |diff| "
@@ -171,8 +167,8 @@ def cmd_export(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    from adl.generate import GenerateOptions, generate
     from adl.options import from_args
+    from adl.shards.generate import GenerateOptions, generate
 
     manifest = generate(from_args(GenerateOptions, args))
     skipped = f"; {len(manifest['skipped'])} image(s) skipped, listed in manifest.json" if "skipped" in manifest else ""
@@ -180,7 +176,7 @@ def cmd_generate(args) -> None:
 
 
 def cmd_verify_shards(args) -> None:
-    from adl.shards import verify_shards
+    from adl.shards.format import verify_shards
 
     manifest = verify_shards(args.shard_dir)
     if manifest["options"]["format"] == "png":
@@ -190,7 +186,7 @@ def cmd_verify_shards(args) -> None:
 
 
 def cmd_merge_shards(args) -> None:
-    from adl.merge import merge_shards
+    from adl.shards.merge import merge_shards
 
     manifest = merge_shards(args.parts, args.output, move=args.move)
     print(f"{args.output}: {len(manifest['shards'])} shard(s), {manifest['total_samples']} samples from "
@@ -198,7 +194,7 @@ def cmd_merge_shards(args) -> None:
 
 
 def cmd_split(args) -> None:
-    from adl.split import run_split
+    from adl.data.split import run_split
 
     options = {key: getattr(args, key) for key in ("root", "hr_range", "lr_range", "test_range",
                                                    "hr", "lr", "test_hr", "test_lr", "tile")}
@@ -230,16 +226,16 @@ def _tag_option(p) -> None:
 
 
 def cmd_table(args) -> None:
-    from adl.tables import write_table
+    from adl.report.tables import write_table
 
     table, vs_paper = write_table(args.kind, args.output, args.files)
     print(f"wrote {table} and {vs_paper} from {len(args.files)} file(s)")
 
 
 def cmd_figure_kernels(args) -> None:
-    from adl.figures import kernels_figure
     from adl.imageio import write_png
     from adl.kernels import load_kernel
+    from adl.report.figures import kernels_figure
 
     true, retrieved = (load_kernel(p, args.scale) for p in (args.true, args.retrieved))
     write_png(args.output, kernels_figure(true, retrieved, args.cell, args.label))
@@ -247,15 +243,15 @@ def cmd_figure_kernels(args) -> None:
 
 
 def cmd_figure_curves(args) -> None:
-    from adl.figures import curves_figure
+    from adl.report.figures import curves_figure
 
     columns = curves_figure(args.logs, args.output)
     print(f"wrote {args.output} ({', '.join(columns)})")
 
 
 def cmd_figure_crops(args) -> None:
-    from adl.figures import crops_figure
     from adl.imageio import read_image, write_png
+    from adl.report.figures import crops_figure
 
     lr, sr, hr = (read_image(p) for p in (args.lr, args.sr, args.hr))
     write_png(args.output, crops_figure(lr, sr, hr, args.size, args.at, names=(args.lr, args.sr, args.hr)))
@@ -275,9 +271,9 @@ def cmd_retrieve_kernel(args) -> None:
 
     from adl.atomic import atomic_path
     from adl.device import resolve_device
+    from adl.downsampler.retrieval import retrieve_from_model, retrieve_from_pairs
     from adl.imageio import list_images, pair_by_stem, write_png
-    from adl.kernels import kernel_picture
-    from adl.retrieval import default_kernel_size, retrieve_from_model, retrieve_from_pairs
+    from adl.kernels import default_kernel_size, kernel_picture
 
     output = Path(args.output)
     if output.suffix.lower() != ".npy":  # np.save would append .npy to the temporary and strand it
@@ -291,9 +287,9 @@ def cmd_retrieve_kernel(args) -> None:
         pairs = pair_by_stem(hr_paths, list_images(args.lr, what="--lr"), "--hr", "--lr")
         kernel = retrieve_from_pairs(pairs, args.scale, size, args.images, device=device)
     else:
-        from adl.data import load_images
-        from adl.downsampling import UnitRangeDownsampler, load_downsampler
-        from adl.scales import min_input_size
+        from adl.downsampler.apply import UnitRangeDownsampler, load_downsampler
+        from adl.downsampler.patches import load_images
+        from adl.downsampler.scales import min_input_size
 
         model, _ = load_downsampler(args.checkpoint, device)
         images = load_images(hr_paths[: args.images], min_input_size(args.scale), "HR images", "--scale")
@@ -354,8 +350,8 @@ def cmd_kernel_similarity(args) -> None:
 
 
 def cmd_sample_data(args) -> None:
+    from adl.data.sample_data import write_sample_protocol
     from adl.kernels import resolve_kernel
-    from adl.sample_data import write_sample_protocol
 
     folders = write_sample_protocol(args.output, resolve_kernel(args.kernel, args.scale), args.scale, args.tile)
     print("wrote " + ", ".join(str(f) for f in folders.values()))
@@ -419,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Options declared once, as fields of the dataclass named (adl.options); only what is not an
     # option of the library call is added here.
     p = sub.add_parser("train-downsampler", help="learn G from unpaired HR and LR images (Algorithm 1)",
-                       options="adl.trainer:DownsamplerOptions",
+                       options="adl.downsampler.options:DownsamplerOptions",
                        extra=lambda p: p.add_argument("--output", required=True,
                                                       help="RUN_DIR; an existing one is resumed"))
     p.set_defaults(func=cmd_train_downsampler)
@@ -445,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_downsample)
 
     p = sub.add_parser("train-sr", help="train EDSR or RRDB on (LR, HR) pairs from one LR source",
-                       options="adl.sr_trainer:SROptions", extra=_train_sr_extra)
+                       options="adl.sr.options:SROptions", extra=_train_sr_extra)
     p.set_defaults(func=cmd_train_sr)
 
     p = sub.add_parser("evaluate-sr", help="PSNR/SSIM of an SR checkpoint on LR/HR pairs (shave scale+6)")
@@ -476,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("generate", help="(G(HR), HR) training pairs in bulk: HDF5 shards or PNG folders",
-                       options="adl.generate:GenerateOptions")
+                       options="adl.shards.options:GenerateOptions")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("verify-shards", help="check the manifest, every shard's checksum, shapes and data (or PNG pairs)")

@@ -8,7 +8,6 @@ from adl.choices import DEVICE_CHOICES
 from adl.errors import AdlError
 
 
-
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when it is really usable, else CPU; an explicit ``cuda`` must be usable."""
     if name == "auto":

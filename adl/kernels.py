@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from adl.choices import KERNEL_NAMES, SCALES
 from adl.errors import AdlError
 
 log = logging.getLogger(__name__)
 
-KERNEL_NAMES = ("k0", "k1", "k2", "k3", "k4")
-SCALES = (2, 4)
 
 # (sigma1, sigma2, theta) at x2; x4 doubles the sigmas and the support (method.md §1).
 _GAUSSIANS = {
@@ -131,3 +130,7 @@ def kernel_picture(kernel: np.ndarray, cell: int = 16) -> np.ndarray:
     rgb[..., 0] = np.clip(-k, 0, None) / peak
     img = Image.fromarray(np.round(rgb * 255).astype(np.uint8))
     return np.asarray(img.resize((k.shape[1] * cell, k.shape[0] * cell), Image.NEAREST))
+
+
+def default_kernel_size(scale: int) -> int:
+    return 10 * scale

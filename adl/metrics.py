@@ -63,3 +63,21 @@ def psnr_folders(
         (pred_path.stem, psnr(read_image(pred_path), read_image(target_path), shave, name=str(pred_path)))
         for pred_path, target_path in progress(pairs, desc="PSNR", unit="img")
     ]
+
+
+SSIM_WINDOW = 7  # scikit-image's default (and smallest usual) window side
+
+
+def ssim(pred: np.ndarray, target: np.ndarray, shave: int, *, name: str = "image") -> float:
+    h, w = target.shape[:2]
+    if shave:
+        pred, target = pred[shave:-shave, shave:-shave], target[shave:-shave, shave:-shave]
+    if min(target.shape[:2]) < SSIM_WINDOW:  # scikit-image would raise a bare ValueError
+        raise AdlError(f"{name}: {w}x{h} leaves {target.shape[1]}x{target.shape[0]} after shaving "
+                       f"{shave} pixels per border, less than SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window; "
+                       f"use larger images")
+    from skimage.metrics import (
+        structural_similarity,  # imported here for the same reason as in psnr
+    )
+
+    return float(structural_similarity(target, pred, channel_axis=2, data_range=255))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import functools
 import math
 import re
 import typing
@@ -17,9 +18,10 @@ import typing
 MISSING = dataclasses.MISSING
 
 
-def option(default=MISSING, help: str = "", *, choices: typing.Sequence[str] | None = None,
-           minimum: int | None = None, required: bool | None = None, metavar: str | None = None,
-           parse: typing.Callable[[str], typing.Any] | None = None, several: bool = False):
+def option(default=MISSING, help: str = "", *, choices: typing.Sequence | None = None,
+           minimum: int | None = None, maximum: int | None = None, required: bool | None = None,
+           metavar: str | None = None, parse: typing.Callable[[str], typing.Any] | None = None,
+           several: bool = False):
     """A dataclass field that is also a command-line option ``--name-with-dashes``.
 
     ``help`` describes the option; a concrete default is appended to it on the command line, so a
@@ -28,10 +30,12 @@ def option(default=MISSING, help: str = "", *, choices: typing.Sequence[str] | N
     A boolean defaulting to True becomes ``--no-NAME``. ``parse`` replaces the converter the type
     implies (e.g. positive_float): a value it refuses is a usage error on the command line and a
     config error in the workflow alike. ``several`` takes one or more values (a ``list[str]`` field,
-    which a config may also give as one string).
+    which a config may also give as one string). ``choices``, ``minimum``, ``maximum`` and ``parse``
+    are enforced wherever the options come from (check_fields), so that a dataclass's ``resolved()``
+    checks only what relates fields to each other.
     """
     metadata = {"help": help, "choices": tuple(choices) if choices else None, "minimum": minimum,
-                "required": required, "metavar": metavar, "parse": parse, "several": several}
+                "maximum": maximum, "required": required, "metavar": metavar, "parse": parse, "several": several}
     return dataclasses.field(default=default, metadata={"adl_option": metadata})
 
 
@@ -107,6 +111,15 @@ def device_name(text: str) -> str:
 _INTEGERS = {None: integer, 0: non_negative_int, 1: positive_int}
 
 
+def _bounded(text: str, least: int | None, most: int | None) -> int:
+    value = integer(text)
+    if (least is not None and value < least) or (most is not None and value > most):
+        bounds = f"{least} to {most}" if least is not None and most is not None else (
+            f"at least {least}" if least is not None else f"at most {most}")
+        raise argparse.ArgumentTypeError(f"{text} is not an integer {bounds}")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     """One field seen as an option: its name, value type, default and command-line form."""
@@ -115,12 +128,13 @@ class Option:
     kind: type  # int, float, str or bool
     default: typing.Any  # MISSING for a required option
     help: str
-    choices: tuple[str, ...] | None
+    choices: tuple | None
     minimum: int | None
     required: bool
     metavar: str | None
     parse: typing.Callable[[str], typing.Any] | None = None
     several: bool = False
+    maximum: int | None = None
 
     @property
     def flag(self) -> str:
@@ -131,7 +145,9 @@ class Option:
         if self.parse is not None:
             return self.parse
         if self.kind is int:
-            return _INTEGERS[self.minimum]
+            if self.minimum in _INTEGERS and self.maximum is None:
+                return _INTEGERS[self.minimum]
+            return functools.partial(_bounded, least=self.minimum, most=self.maximum)
         return _number if self.kind is float else str
 
     def help_text(self) -> str:
@@ -154,7 +170,7 @@ def options_of(cls) -> list[Option]:
             raise TypeError(f"{cls.__name__}.{f.name}: type {hints[f.name]} is not int, float, str or bool (or None)")
         required = meta["required"] if meta["required"] is not None else f.default is MISSING
         found.append(Option(f.name, kinds[0], f.default, meta["help"], meta["choices"], meta["minimum"], required,
-                            meta["metavar"], meta.get("parse"), bool(meta.get("several"))))
+                            meta["metavar"], meta.get("parse"), bool(meta.get("several")), meta.get("maximum")))
     return found
 
 
@@ -200,5 +216,32 @@ def config_error(cls, given: dict, where: str, exclude: typing.Collection[str] =
             except argparse.ArgumentTypeError as error:
                 return f"{where}.{key}: {error}"
             if o.choices and converted not in o.choices:
-                return f"{where}.{key}: {value!r}; choose from {', '.join(o.choices)}"
+                return f"{where}.{key}: {value!r}; choose from {', '.join(map(str, o.choices))}"
     return None
+
+
+def check_fields(obj) -> None:
+    """Refuse a field value that its option's metadata forbids, as the command line would: the
+    same checks hold for options built in Python (tests, benchmarks) and for resumed configs."""
+    from adl.errors import UsageError
+
+    for o in options_of(type(obj)):
+        value = getattr(obj, o.name)
+        if value is None or value is MISSING or o.kind is bool:
+            continue
+        values = value if o.several and isinstance(value, list) else [value]
+        for value in values:
+            where = f"{o.flag} {value}"
+            if o.choices and value not in o.choices:
+                raise UsageError(f"{where}: unknown; choose from {', '.join(map(str, o.choices))}")
+            if o.kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise UsageError(f"{where}: not a number")
+            if o.minimum is not None and value < o.minimum:
+                raise UsageError(f"{where}: must be at least {o.minimum}" if o.minimum else f"{where}: must not be negative")
+            if o.maximum is not None and value > o.maximum:
+                raise UsageError(f"{where}: must be at most {o.maximum}")
+            if o.parse is not None:
+                try:
+                    o.parse(str(value))
+                except argparse.ArgumentTypeError as error:
+                    raise UsageError(f"{o.flag}: {error}") from None

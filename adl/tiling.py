@@ -13,10 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from adl.choices import DEFAULT_TILE
 from adl.degradation import to_tensor, to_uint8
 from adl.progress import progress
-
-DEFAULT_TILE = 256  # LR pixels; the core of each tile, before context is added
 
 
 def spans(length: int, tile: int, margin: int) -> list[tuple[int, int, int, int]]:

@@ -33,7 +33,7 @@ import torch
 
 def make_images(folder: Path, count: int, height: int, width: int) -> None:
     from adl.imageio import write_png
-    from adl.sample_data import sample_photos
+    from adl.data.sample_data import sample_photos
 
     photos = list(sample_photos().values())
     rng = np.random.default_rng(0)
@@ -50,8 +50,8 @@ def make_images(folder: Path, count: int, height: int, width: int) -> None:
 
 def make_model(folder: Path, width: int, onnx: bool) -> tuple[Path, Path | None]:
     """A downsampler run folder (checkpoint) and, if ``onnx``, its ONNX export."""
-    from adl.downsampling import CHECKPOINT_KIND
-    from adl.export import export_onnx
+    from adl.downsampler.apply import CHECKPOINT_KIND
+    from adl.downsampler.export import export_onnx
     from adl.nets import Downsampler
 
     torch.manual_seed(0)

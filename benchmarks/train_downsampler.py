@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Time per training step of Algorithm 1, one speed lever at a time, then the fast path's fidelity.
 
-Part 1 builds the real trainer (adl.trainer.DownsamplerTrainer, ADL data term in its steady
+Part 1 builds the real trainer (adl.downsampler.train.DownsamplerTrainer, ADL data term in its steady
 state) at the paper config: batch 24, HR patches 128, LR patches 64, G width 64, D width 64. It
 adds the levers one by one (docs/performance.md), timing each variant in this one process on the
 same data, and prints the time per step, the speed-up over the eager TF32 baseline (PyTorch's
@@ -33,8 +33,9 @@ import torch
 
 from adl.fastpath import FastPath
 from adl.imageio import write_png
-from adl.sample_data import sample_photos
-from adl.trainer import DownsamplerOptions, DownsamplerTrainer
+from adl.data.sample_data import sample_photos
+from adl.downsampler.options import DownsamplerOptions
+from adl.downsampler.train import DownsamplerTrainer
 
 ROOT = Path(__file__).resolve().parent.parent
 # (name, precision, channels_last, compile mode, fused Adam, sampling, TF32)

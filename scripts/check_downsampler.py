@@ -4,7 +4,7 @@
 For each data term: LR PSNR of G(test HR) against the true test LR (shave 8 LR pixels,
 method.md §1) and the similarity between the kernel retrieved from the final G and the true
 kernel. Without --hr/--lr/--test-hr/--test-lr it builds the scikit-image protocol
-(adl.sample_data) degraded with --kernel.
+(adl.data.sample_data) degraded with --kernel.
 
   python scripts/check_downsampler.py --kernel k3 --iterations 2000 --device cuda
   python scripts/check_downsampler.py --hr H --lr L --test-hr TH --test-lr TL --true-kernel k.npy
@@ -57,7 +57,7 @@ def main() -> None:
         folders = {"hr": args.hr, "lr": args.lr, "test_hr": args.test_hr, "test_lr": args.test_lr}
         true_kernel = resolve_kernel(args.true_kernel, args.scale) if args.true_kernel else None
     else:
-        from adl.sample_data import write_sample_protocol
+        from adl.data.sample_data import write_sample_protocol
 
         true_kernel = resolve_kernel(args.kernel, args.scale)
         folders = write_sample_protocol(work / "data", true_kernel, args.scale)

@@ -16,7 +16,7 @@ from skimage import data
 
 from helpers import assert_one_error, leftovers, run_cli
 from adl.degradation import degrade
-from adl.downsampling import CHECKPOINT_KIND
+from adl.downsampler.apply import CHECKPOINT_KIND
 from adl.imageio import read_image, write_png
 from adl.kernels import synthetic_kernel
 from adl.nets import Downsampler

@@ -7,7 +7,7 @@ import pytest
 
 from adl.cli import build_parser
 from adl.imageio import write_png
-from helpers import assert_one_error, run_cli
+from helpers import assert_one_error
 
 
 @pytest.fixture
@@ -77,8 +77,8 @@ def test_a_written_opset_other_than_the_one_asked_for_is_refused(tmp_path, monke
     import torch
     from onnx import TensorProto, helper
 
-    import adl.export as export
-    from adl.downsampling import CHECKPOINT_KIND
+    import adl.downsampler.export as export
+    from adl.downsampler.apply import CHECKPOINT_KIND
     from adl.errors import AdlError
     from adl.nets import Downsampler
 
@@ -109,7 +109,7 @@ def test_tile_16_is_within_float_rounding_of_whole_image_inference():
     import torch
     from skimage import data
 
-    from adl.sr_trainer import build_sr_model
+    from adl.sr.model import build_sr_model
     from adl.tiling import upscale_image, upscale_tiled
 
     torch.manual_seed(0)

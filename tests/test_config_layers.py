@@ -16,10 +16,10 @@ import yaml
 from PIL import Image
 
 from adl.cli import build_parser
-from adl.generate import GenerateOptions
+from adl.shards.options import GenerateOptions
 from adl.options import from_args
-from adl.sr_trainer import SROptions
-from adl.trainer import DownsamplerOptions
+from adl.sr.options import SROptions
+from adl.downsampler.options import DownsamplerOptions
 from test_workflow import REPO, fake_div2k, job_counts, snakemake, workflow_copy  # noqa: F401  (fixtures)
 
 # method.md §6 (downsampler) and §7 (EDSR reference), written out here as the truth to compare with.

@@ -32,11 +32,12 @@ from torch.utils.data import DataLoader
 import adl
 from adl.cli import main
 from helpers import assert_one_error, leftovers, run_cli
-from adl.downsampling import apply_downsampler, downsample_image, load_downsampler
+from adl.downsampler.apply import apply_downsampler, downsample_image, load_downsampler
 from adl.errors import AdlError
 from adl.imageio import list_images, read_image, write_png
-from adl.shards import write_shard
-from adl.sr_data import ShardDataset, ShardPatches
+from adl.shards.format import write_shard
+from adl.shards.dataset import ShardDataset
+from adl.sr.pairs import ShardPatches
 
 TINY_DOWNSAMPLER = ["--batch-size", "2", "--lr-patch", "32", "--width", "4", "--disc-width", "4",
                     "--warmup", "2", "--update-every", "3", "--kernel-size", "8", "--retrieval-images", "2",
@@ -153,7 +154,7 @@ def test_export_is_one_self_contained_file_with_provenance(world, scale):
 
 @pytest.mark.parametrize("scale", [2, 4])
 def test_export_parity_with_torch(world, scale):
-    """ORT against adl.downsampling.apply_downsampler within 1e-4 on the issue's two sizes. At ×4 the
+    """ORT against adl.downsampler.apply.apply_downsampler within 1e-4 on the issue's two sizes. At ×4 the
     runtimes may round the intermediate image differently by a level (check_parity's docstring), so the
     ×4 graph is held to torch's second pass on ORT's own rounded first pass, and the flips are counted."""
     model, _ = load_downsampler(world["run"], torch.device("cpu"))
@@ -181,7 +182,7 @@ def test_failed_parity_writes_nothing(world, tmp_path, monkeypatch, capsys):
     work = tmp_path / "tmp"
     work.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(work))
-    monkeypatch.setattr("adl.export.check_parity", lambda *args, **kwargs: 1.0)
+    monkeypatch.setattr("adl.downsampler.export.check_parity", lambda *args, **kwargs: 1.0)
     out = tmp_path / "out" / "model.onnx"
     out.parent.mkdir()
     assert_one_error(capsys, ["export", "--checkpoint", world["run"], "--output", out], out, "not written")
@@ -304,7 +305,7 @@ def test_same_inputs_give_byte_identical_shards(world, tmp_path):
 # -- 4. SIGKILL and resume ---------------------------------------------------------------------------
 SLOW_GENERATE = """
 import sys, time
-import adl.generate as g
+import adl.shards.backends as g
 call = g.OnnxBackend.downsample
 def slow(self, image):
     time.sleep(0.25)  # a big model on a big image: long enough to be killed mid-run
@@ -680,7 +681,7 @@ def test_settings_may_change_after_a_run_that_generated_nothing(tmp_path, capsys
     """The error for a too-large patch says to lower --patch; doing so in the same folder must work."""
     from skimage import data
 
-    from adl.downsampling import CHECKPOINT_KIND
+    from adl.downsampler.apply import CHECKPOINT_KIND
     from adl.nets import Downsampler
 
     hr = tmp_path / "hr"

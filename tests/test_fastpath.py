@@ -17,7 +17,7 @@ import torch
 from skimage import data
 
 from adl.cli import main
-from adl.data import ResidentImages, UnpairedPatches, UnpairedPositions
+from adl.downsampler.patches import ResidentImages, UnpairedPatches, UnpairedPositions
 from adl.errors import AdlError
 from adl.fastpath import FastPath, resolve_fast_path
 from adl.imageio import read_image, write_png
@@ -108,7 +108,8 @@ def test_bf16_training_stays_close_to_fp32_and_really_runs_in_bf16(unpaired_sets
 def test_channels_last_and_fused_adam_follow_the_exact_path(unpaired_sets, tmp_path, one_thread):
     """The CUDA default's layout and optimiser levers, injected on CPU: fp32 throughout, so the weights
     after 3 steps may differ from the exact path's by rounding only."""
-    from adl.trainer import DownsamplerOptions, DownsamplerTrainer
+    from adl.downsampler.options import DownsamplerOptions
+    from adl.downsampler.train import DownsamplerTrainer
 
     options = DownsamplerOptions(hr=str(unpaired_sets["hr"]), lr=str(unpaired_sets["lr"]), iterations=3,
                                  batch_size=2, lr_patch=32, width=4, disc_width=4, warmup=2, update_every=2,

@@ -4,11 +4,9 @@ left by a killed process never blocks the rerun."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np

@@ -53,7 +53,7 @@ def same_payload(a: Path, b: Path) -> bool:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict:
     """12 small HR crops, an ONNX export of a width-4 G with fixed random weights, a reference folder."""
-    from adl.downsampling import CHECKPOINT_KIND
+    from adl.downsampler.apply import CHECKPOINT_KIND
     from adl.nets import Downsampler
 
     root = tmp_path_factory.mktemp("integrity")
@@ -187,7 +187,7 @@ def test_structurally_bad_manifest_is_one_line_per_field(tiny, tmp_path, capsys,
 def test_manifest_schema_is_published_and_matches_what_generate_writes(tiny):
     import jsonschema
 
-    schema = json.loads((Path(__file__).parents[1] / "adl" / "shards.schema.json").read_text())
+    schema = json.loads((Path(__file__).parents[1] / "adl" / "shards" / "manifest.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.validate(json.loads((tiny["ref"] / "manifest.json").read_text()), schema)
 
@@ -290,7 +290,7 @@ def test_format_1_folders_are_still_read_and_verified(tiny, tmp_path, capsys):
     """A version 1 folder (no records, no fletcher32), as adl 0.1 before issue 12 wrote it."""
     import hashlib
 
-    from adl.sr_data import ShardDataset
+    from adl.shards.dataset import ShardDataset
 
     out = shutil.copytree(tiny["ref"], tmp_path / "v1", ignore=shutil.ignore_patterns("*.record.json"))
     manifest = json.loads((out / "manifest.json").read_text())
@@ -322,7 +322,7 @@ def test_format_1_folders_are_still_read_and_verified(tiny, tmp_path, capsys):
 
 SLOW = """
 import sys, time
-import adl.generate as g
+import adl.shards.backends as g
 call = g.OnnxBackend.downsample
 def slow(self, image):
     time.sleep(0.1)

@@ -33,7 +33,7 @@ def test_an_outer_workflow_trains_exports_and_generates_shards_for_its_own_hr_fo
     check = snakemake(outer, "-n")
     assert "Nothing to be done" in check.stdout + check.stderr
 
-    from adl.shards import verify_shards
+    from adl.shards.format import verify_shards
 
     manifest = verify_shards(shards)
     per_image = config["adl"]["generate"]["patches_per_image"]

@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from adl.cli import build_parser, main
-from adl.generate import GenerateOptions
+from adl.shards.options import GenerateOptions
 from adl.options import MISSING, add_options, config_error, from_args, option, options_of
-from adl.sr_trainer import SROptions
-from adl.trainer import DownsamplerOptions
+from adl.sr.options import SROptions
+from adl.downsampler.options import DownsamplerOptions
 from test_workflow import REPO
 
 COMMANDS = {"train-downsampler": DownsamplerOptions, "train-sr": SROptions, "generate": GenerateOptions}
@@ -116,7 +116,7 @@ def rule_set_fields() -> dict[str, tuple[type, set[str]]]:
     text = (REPO / "workflow" / "rules" / "common.smk").read_text()
     classes = {"DownsamplerOptions": DownsamplerOptions, "SROptions": SROptions, "GenerateOptions": GenerateOptions}
     found = {}
-    for where, cls, names in re.findall(r'"([\w.]+)": \(\s*"adl\.\w+:(\w+)",\s*\{([^}]*)\}', text):
+    for where, cls, names in re.findall(r'"([\w.]+)": \(\s*"adl\.[\w.]+:(\w+)",\s*\{([^}]*)\}', text):
         found[where] = (classes[cls], set(re.findall(r'"(\w+)"', names)))
     return found
 

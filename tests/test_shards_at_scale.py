@@ -26,8 +26,8 @@ from adl.cli import main
 from adl.errors import AdlError
 from adl.image_lists import resolve_images
 from adl.imageio import write_png
-from adl.parts import part_shards
-from adl.sr_data import ShardDataset
+from adl.shards.parts import part_shards
+from adl.shards.dataset import ShardDataset
 from helpers import assert_one_error, leftovers, run_cli
 
 REPO = Path(__file__).resolve().parent.parent

@@ -25,15 +25,16 @@ from PIL import Image
 from skimage import data
 from skimage.metrics import structural_similarity
 
-import adl.sr_trainer
+import adl.sr.model
 from adl.cli import main
 from helpers import assert_one_error, leftovers, vgg16_state_dict
 from adl.degradation import degrade
 from adl.imageio import list_images, read_image, write_png
 from adl.kernels import gaussian_kernel, synthetic_kernel
 from adl.nets import EDSR, VGG19Features
-from adl.sr_data import PairedPatches
-from adl.sr_trainer import SROptions, SRTrainer
+from adl.sr.pairs import PairedPatches
+from adl.sr.options import SROptions
+from adl.sr.train import SRTrainer
 
 TINY_SR = ["--n-feats", "8", "--n-blocks", "1", "--hr-patch", "32", "--batch-size", "2", "--log-every", "2",
            "--device", "cpu"]
@@ -379,14 +380,14 @@ def test_evaluate_sr_agrees_with_an_independent_float64_computation(sr, tmp_path
 def count_forwards(monkeypatch):
     """Counts the forward calls of every SR model that load_sr_model builds."""
     calls = []
-    build = adl.sr_trainer.build_sr_model
+    build = adl.sr.model.build_sr_model
 
     def counting_build(*args, **kwargs):
         model = build(*args, **kwargs)
         model.register_forward_pre_hook(lambda module, inputs: calls.append(tuple(inputs[0].shape)))
         return model
 
-    monkeypatch.setattr(adl.sr_trainer, "build_sr_model", counting_build)
+    monkeypatch.setattr(adl.sr.model, "build_sr_model", counting_build)
     return calls
 
 

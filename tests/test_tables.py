@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from adl import paper
+from adl.report import paper
 from adl.cli import main
 from helpers import assert_one_error, run_cli
-from adl.figures import GAP, HEADER, legend_names
+from adl.report.figures import GAP, HEADER, legend_names
 from adl.imageio import read_image, write_png
 from adl.kernels import kernel_picture, synthetic_kernel
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from adl.degradation import apply_kernel
-from adl.retrieval import default_kernel_size
+from adl.kernels import default_kernel_size
 
 
 class LinearDownsampler(nn.Module):

@@ -174,15 +174,15 @@ def first_test_image(folder_path):
 # other field is a valid key of that config section (adl.options declares each option once).
 OPTION_SECTIONS = {
     "downsampler.options": (
-        "adl.trainer:DownsamplerOptions",
+        "adl.downsampler.options:DownsamplerOptions",
         {"hr", "lr", "scale", "data_loss", "device", "val_hr", "val_lr", "true_kernel"},
     ),
     "sr.options": (
-        "adl.sr_trainer:SROptions",
+        "adl.sr.options:SROptions",
         {"hr", "lr_source", "scale", "model", "device"},
     ),
     "generate": (
-        "adl.generate:GenerateOptions",
+        "adl.shards.options:GenerateOptions",
         {"model", "hr", "output", "scale", "device", "workers", "part"},
     ),
 }
@@ -226,7 +226,7 @@ def check_dataset():
     find it too, but only after the whole DAG was scheduled)."""
     try:
         from adl.errors import AdlError
-        from adl.split import div2k_split, folders_split
+        from adl.data.split import div2k_split, folders_split
     except (
         ImportError
     ):  # adl lives only in the rules' conda env: the split rule checks then

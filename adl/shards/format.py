@@ -30,7 +30,7 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: no records, no fletcher32; read and verified all the same
 MANIFEST = "manifest.json"
 OPTIONS_FILE = "generate.json"  # the generation's settings; present from the start of a run
-SCHEMA = Path(__file__).with_name("shards.schema.json")
+SCHEMA = Path(__file__).with_name("manifest.schema.json")
 CHUNK_SAMPLES = 1
 COMPRESSIONS = ("gzip", "lzf", "none")
 COMPRESSION, COMPRESSION_LEVEL = "gzip", 1
@@ -123,7 +123,7 @@ def _field(error) -> str:
 
 
 def manifest_problems(manifest) -> list[str]:
-    """Each way ``manifest`` breaks the published schema (adl/shards.schema.json), one line each naming the field."""
+    """Each way ``manifest`` breaks the published schema (adl/shards/manifest.schema.json), one line each naming the field."""
     errors = sorted(_validator().iter_errors(manifest), key=lambda e: [str(p) for p in e.absolute_path])
     lines = []
     for error in errors:
@@ -218,7 +218,7 @@ def verify_shards(shard_dir: str | Path) -> dict:
     folder = Path(shard_dir)
     manifest = read_manifest(folder)
     if manifest["options"]["format"] == "png":
-        from adl.png_pairs import verify_png_pairs
+        from adl.shards.png_pairs import verify_png_pairs
 
         verify_png_pairs(folder, manifest)
         return manifest
@@ -236,3 +236,12 @@ def verify_shards(shard_dir: str | Path) -> dict:
         raise AdlError(f"{folder / MANIFEST}: shards hold {total} samples, the total says "
                        f"{manifest['total_samples']}")
     return manifest
+
+
+def options_key(record: dict) -> str:
+    """What a shard's record must name to be adopted: the hash of the generation's settings (generate.json).
+    The part is left out: a shard and its record are the same whichever part, or unsplit run, wrote them."""
+    import hashlib
+
+    whole = {k: v for k, v in record.items() if k != "part"}
+    return hashlib.sha256(json.dumps(whole, sort_keys=True).encode()).hexdigest()

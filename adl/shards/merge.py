@@ -2,10 +2,10 @@
 
 Parts are checked against each other (same model, HR list and options; every part of N present,
 once) and every shard is verified against its part's manifest (size, sha256, shapes, fletcher32-
-checked decode: adl.shards.check_shard) before any is adopted. Shards are adopted without
+checked decode: adl.shards.format.check_shard) before any is adopted. Shards are adopted without
 rewriting their payload: a hard link, or a rename with ``move``; both are single atomic directory
 operations, so a merge killed at any point leaves whole shards under final names only, and
-rerunning it finishes the job. Each adopted shard then gets its record (adl.shards.write_record),
+rerunning it finishes the job. Each adopted shard then gets its record (adl.shards.format.write_record),
 and the manifest is written last, as by ``adl generate``: the result is the folder, records
 included, that an unsplit run writes.
 """
@@ -22,11 +22,19 @@ import adl
 from adl.atomic import write_text
 from adl.errors import AdlError
 from adl.folder_lock import LOCK_FILE, PID_FILE
-from adl.generate import options_key
-from adl.parts import part_shards
 from adl.progress import progress
-from adl.shards import (MANIFEST, OPTIONS_FILE, check_shard, read_manifest, record_path, shard_name, write_manifest,
-                        write_record)
+from adl.shards.format import (
+    MANIFEST,
+    OPTIONS_FILE,
+    check_shard,
+    options_key,
+    read_manifest,
+    record_path,
+    shard_name,
+    write_manifest,
+    write_record,
+)
+from adl.shards.parts import part_shards
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from torch import nn
 
 import adl
 from adl.atomic import atomic_path, file_sha256
-from adl.downsampling import UnitRangeDownsampler, load_downsampler
+from adl.downsampler.apply import UnitRangeDownsampler, load_downsampler
+from adl.downsampler.scales import repetitions
 from adl.errors import AdlError, UsageError
-from adl.scales import repetitions
 
 log = logging.getLogger(__name__)
 

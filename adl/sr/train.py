@@ -12,119 +12,40 @@ import dataclasses
 import logging
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from adl.choices import COMPILE_CHOICES, COMPILE_HELP, DEVICE_HELP, PRECISION_HELP, SCALES, SR_MODELS, TRAIN_PRECISIONS
-from adl.data import load_images, loader_workers, patch_loader
+from adl.atomic import file_sha256
+from adl.choices import sr_shave
 from adl.device import resolve_device
+from adl.downsampler.patches import load_images, loader_workers, patch_loader
 from adl.fastpath import resolve_fast_path
-from adl.errors import AdlError, UsageError
 from adl.imageio import list_images, pair_by_stem, read_image
 from adl.metrics import psnr
-from adl.options import device_name, non_negative_float, option, positive_float
-from adl.runs import TrainingRun, data_fingerprint, read_checkpoint
-from adl.atomic import file_sha256
-from adl.sr_data import LRSource, PairedPatches, ShardPatches, check_pair, make_lr_images
+from adl.runs import TrainingRun, data_fingerprint
+from adl.sr.model import CHECKPOINT_KIND, build_sr_model
+from adl.sr.options import SROptions
+from adl.sr.pairs import (
+    LRSource,
+    PairedPatches,
+    ShardPatches,
+    check_pair,
+    make_lr_images,
+)
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_KIND = "adl-sr"
-DEFAULT_SIZES = {"edsr": (64, 16), "rrdb": (64, 23)}  # (features, blocks)
 RESUMABLE_OPTIONS = frozenset({"hr", "iterations", "checkpoint_every", "log_every", "device", "workers",
                                "val_hr", "val_lr", "val_every", "vgg_weights", "precision", "compile"})
 
 
-def build_sr_model(model: str, scale: int, n_feats: int | None = None, n_blocks: int | None = None) -> nn.Module:
-    from adl.nets import EDSR, RRDBNet
-
-    if model not in SR_MODELS:
-        raise AdlError(f"--model {model}: unknown; choose from {', '.join(SR_MODELS)}")
-    feats, blocks = DEFAULT_SIZES[model]
-    feats, blocks = n_feats or feats, n_blocks or blocks
-    if model == "edsr":
-        return EDSR(scale, n_resblocks=blocks, n_feats=feats)
-    return RRDBNet(scale, n_feats=feats, n_blocks=blocks)
 
 
-def load_sr_model(path: str | Path, device: torch.device, scale: int | None = None) -> tuple[nn.Module, dict, Path]:
-    """An SR network from a training checkpoint (or its run folder); checks ``scale`` if given."""
-    ckpt, path = read_checkpoint(path, CHECKPOINT_KIND, "SR")
-    try:
-        config = ckpt["config"]
-        model = build_sr_model(config["model"], config["scale"], config["n_feats"], config["n_blocks"])
-        model.load_state_dict(ckpt["model"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise AdlError(f"--checkpoint {path}: incomplete or damaged SR checkpoint ({type(exc).__name__})") from None
-    if scale is not None and scale != config["scale"]:
-        raise AdlError(f"--scale {scale}: {path} is a ×{config['scale']} {config['model']} model; "
-                       f"pass --scale {config['scale']} or a ×{scale} checkpoint")
-    return model.to(device).eval(), config, path
 
 
-@dataclass
-class SROptions:
-    """The options of ``adl train-sr`` (defaults: the EDSR reference of method.md §7)."""
-
-    hr: str | None = option(help="folder of HR training images (not with shards:DIR)", required=False)
-    lr_source: str = option(help="bicubic | kernel:{k0..k4|K.npy} | downsampler:RUN_OR_CHECKPOINT | pairs:DIR | "
-                                 "shards:DIR")
-    scale: int = option(2, "SR scale", choices=SCALES)
-    model: str = option("edsr", "SR network", choices=SR_MODELS)
-    iterations: int = option(300_000, "total iterations", minimum=1)
-    batch_size: int = option(16, "patches per batch", minimum=1)
-    hr_patch: int = option(192, "HR crop size", minimum=1)
-    lr_rate: float = option(1e-4, "Adam learning rate", parse=positive_float)
-    decay_at: int = option(200_000, "iteration at which the learning rate is halved")
-    n_feats: int | None = option(None, "features (default 64)", minimum=1)
-    n_blocks: int | None = option(None, "residual blocks (default 16 for edsr, 23 for rrdb)", minimum=1)
-    flips: bool = option(True, "no random flips/rotations")
-    seed: int = option(0, "seed of initialisation and patch sampling")
-    device: str = option("auto", DEVICE_HELP, parse=device_name)
-    precision: str = option("auto", PRECISION_HELP, choices=TRAIN_PRECISIONS)
-    compile: str = option("auto", COMPILE_HELP, choices=COMPILE_CHOICES)
-    workers: int | None = option(None, "DataLoader worker processes (default 0 on CPU, 4 on CUDA)", minimum=0)
-    checkpoint_every: int = option(1000, "iterations between checkpoints", minimum=1)
-    log_every: int = option(100, "iterations per log.csv row", minimum=1)
-    val_hr: str | None = option(None, "held-out HR folder for periodic validation PSNR")
-    val_lr: str | None = option(None, "its LR folder (same names)")
-    val_every: int = option(0, "iterations between validations (0: never)")
-    perceptual: bool = option(False, "eq. (9): VGG-19 conv5_4 L1 + β·GAN")
-    vgg_weights: str | None = option(None, "torchvision VGG-19 state dict (.pth) for --perceptual")
-    beta: float = option(0.02, "GAN weight of --perceptual", parse=non_negative_float)
-    disc_width: int = option(64, "discriminator width for --perceptual", minimum=1)
-
-    def resolved(self) -> "SROptions":
-        o = dataclasses.replace(self)
-        build_sr_model(o.model, o.scale, 1, 1)  # validates model and scale
-        o.n_feats, o.n_blocks = o.n_feats or DEFAULT_SIZES[o.model][0], o.n_blocks or DEFAULT_SIZES[o.model][1]
-        for name in ("iterations", "batch_size", "hr_patch", "checkpoint_every", "log_every", "n_feats", "n_blocks",
-                     "disc_width"):
-            if getattr(o, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
-        for name in ("decay_at", "workers", "seed", "val_every"):
-            if getattr(o, name) is not None and getattr(o, name) < 0:
-                raise UsageError(f"--{name.replace('_', '-')} {getattr(o, name)}: must not be negative")
-        if o.hr_patch % o.scale:
-            raise UsageError(f"--hr-patch {o.hr_patch}: must be a multiple of the scale {o.scale}")
-        if not (math.isfinite(o.lr_rate) and o.lr_rate > 0):
-            raise UsageError(f"--lr-rate {o.lr_rate}: must be a positive number")
-        if (o.val_hr is None) != (o.val_lr is None):
-            raise UsageError("--val-hr and --val-lr: give both folders, or neither")
-        if o.val_every and o.val_hr is None:
-            raise UsageError("--val-every: needs --val-hr and --val-lr")
-        if o.perceptual and not o.vgg_weights:
-            raise UsageError("--perceptual: needs --vgg-weights PATH (a torchvision VGG-19 state dict; nothing is downloaded)")
-        if o.perceptual and o.hr_patch // 16 < 2:
-            raise UsageError(f"--hr-patch {o.hr_patch}: the perceptual discriminator needs at least 32")
-        if LRSource.parse(o.lr_source).kind != "shards" and not o.hr:
-            raise UsageError(f"--hr: needed with --lr-source {o.lr_source} (only shards:DIR brings its own HR)")
-        return o
 
 
 class SRTrainer(TrainingRun):
@@ -238,7 +159,10 @@ class SRTrainer(TrainingRun):
 
     def _perceptual_step(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         """Eq. (9): D on (HR, SR), then P on VGG conv5_4 L1 + β·BCE(D(SR), 1)."""
-        from adl.losses import discriminator_loss, generator_adversarial_loss
+        from adl.downsampler.losses import (
+            discriminator_loss,
+            generator_adversarial_loss,
+        )
 
         with self.fast.autocast():
             sr = self.run_model(lr)
@@ -258,7 +182,7 @@ class SRTrainer(TrainingRun):
         """Mean PSNR (RGB, shave s + 6) of the model on the validation pairs."""
         from adl.tiling import upscale_image
 
-        shave = self.o.scale + 6
+        shave = sr_shave(self.o.scale)
         scores = [psnr(upscale_image(self.model, lr, self.o.scale, self.device), hr, shave, name=name)
                   for name, lr, hr in self.validation]
         finite = [v for v in scores if math.isfinite(v)]

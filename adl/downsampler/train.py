@@ -6,7 +6,7 @@ retrieved ADL kernel with kernel.npy/kernel.png for the latest.
 
 Running the same command on an existing RUN_DIR resumes from checkpoint.pt. On CPU the resumed
 run is bit-identical to an uninterrupted one: the model RNG is used only at initialisation,
-batches are a pure function of (seed, iteration) (adl.data), and ADL kernel refreshes happen at
+batches are a pure function of (seed, iteration) (adl.downsampler.patches), and ADL kernel refreshes happen at
 fixed iterations from the same G.
 """
 
@@ -17,140 +17,55 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from adl.atomic import atomic_path, write_text
-from adl.choices import (COMPILE_CHOICES, COMPILE_HELP, DEVICE_HELP, DISC_NORMS, GENERATORS, PRECISION_HELP,
-                         SAMPLING_CHOICES, SCALES, TRAIN_PRECISIONS)
-from adl.data import (ResidentImages, UnpairedPatches, UnpairedPositions, load_images, loader_workers, patch_loader,
-                      to_unit_range)
+from adl.choices import LR_SHAVE
 from adl.device import resolve_device
+from adl.downsampler.apply import (
+    CHECKPOINT_KIND,
+    UnitRangeDownsampler,
+    apply_downsampler,
+    downsample_image,
+)
+from adl.downsampler.losses import (
+    DataTerm,
+    discriminator_loss,
+    generator_adversarial_loss,
+)
+from adl.downsampler.options import DownsamplerOptions
+from adl.downsampler.patches import (
+    ResidentImages,
+    UnpairedPatches,
+    UnpairedPositions,
+    load_images,
+    loader_workers,
+    patch_loader,
+    to_unit_range,
+)
+from adl.downsampler.retrieval import equation_count, retrieve_from_model
+from adl.errors import AdlError
 from adl.fastpath import FastPath, resolve_fast_path
-from adl.downsampling import CHECKPOINT_KIND, UnitRangeDownsampler, apply_downsampler, downsample_image
-from adl.errors import AdlError, UsageError
 from adl.imageio import crop_to_scale, list_images, pair_by_stem, read_image, write_png
 from adl.kernels import kernel_picture, resolve_kernel
 from adl.metrics import kernel_similarity, psnr
-from adl.losses import DATA_LOSSES, DataTerm, discriminator_loss, generator_adversarial_loss
 from adl.nets import Discriminator
 from adl.nets.downsampler import build_downsampler
-from adl.options import device_name, non_negative_float, option, positive_float
-from adl.retrieval import default_kernel_size, equation_count, retrieve_from_model
 from adl.runs import TrainingRun, data_fingerprint
-from adl.scales import repetitions
 
 log = logging.getLogger(__name__)
 
-MIN_DISC_PATCH = 32  # four stride-2 reflection-padded layers, then a 2×2 conv
 RETRIEVAL_CROP = 1000  # method.md §5: each retrieval image is cropped to its top-left 1000×1000
 # Options that may change between a run and its resumption: they do not alter the result.
 # Validation only reads G, so it may be added, changed or dropped on resume too.
 RESUMABLE_OPTIONS = frozenset({"hr", "lr", "iterations", "checkpoint_every", "log_every", "device", "workers",
                                "precision", "compile", "sampling", "val_hr", "val_lr", "true_kernel", "val_every"})
-VAL_SHAVE = 8  # method.md §1: Table 1 compares LR images after shaving 8 LR pixels per border
 RESIDENT_SHARE = 4  # images go to the GPU only if they take at most 1/4 of its free memory
 
 
-@dataclass
-class DownsamplerOptions:
-    """The options of ``adl train-downsampler``; ``None`` means "derive from method.md §6"."""
-
-    hr: str = option(help="folder of HR images")
-    lr: str = option(help="folder of (unpaired) target LR images")
-    scale: int = option(2, "2, or 4 for G applied twice", choices=SCALES)
-    data_loss: str = option("adl", "data term", choices=DATA_LOSSES)
-    epoch_length: int = option(1741, "iterations per epoch", minimum=1)
-    iterations: int | None = option(None, "total iterations (default 80 epochs)")
-    batch_size: int = option(24, "patches per batch", minimum=1)
-    lr_patch: int = option(64, "LR crop size", minimum=1)
-    hr_patch: int | None = option(None, "HR crop size (default lr-patch × scale)", minimum=1)
-    alpha: float | None = option(None, "data-term weight (default 100 for adl, 200 otherwise)",
-                                 parse=non_negative_float)
-    warmup: int | None = option(None, "ADL: LFL iterations before the first retrieval (default 10 epochs)", minimum=0)
-    update_every: int | None = option(None, "ADL: iterations between retrievals (default 10 epochs)", minimum=1)
-    retrieval_images: int = option(50, "ADL: HR images per retrieval", minimum=1)
-    kernel_size: int | None = option(None, "ADL: retrieved kernel size (default 10 × scale)", minimum=1)
-    width: int = option(64, "G feature width", minimum=1)
-    generator: str = option("deep", "deep: the paper's G; linear: one learnable kernel, a diagnostic of the "
-                                    "adversarial pipeline (docs/fidelity.md)", choices=GENERATORS)
-    disc_width: int = option(64, "D base width", minimum=1)
-    disc_norm: str = option("none", "D's normalisation: none, as the authors' code runs it, or instance "
-                                    "(method.md §3; docs/conventions.md)", choices=DISC_NORMS)
-    lr_rate: float = option(5e-5, "Adam learning rate", parse=positive_float)
-    seed: int = option(0, "seed of initialisation and patch sampling")
-    device: str = option("auto", DEVICE_HELP, parse=device_name)
-    checkpoint_every: int | None = option(None, "iterations between checkpoints (default 1 epoch)", minimum=1)
-    log_every: int = option(100, "iterations per log.csv row", minimum=1)
-    workers: int | None = option(None, "DataLoader worker processes (default 0 on CPU, 4 on CUDA)", minimum=0)
-    precision: str = option("auto", PRECISION_HELP, choices=TRAIN_PRECISIONS)
-    compile: str = option("auto", COMPILE_HELP, choices=COMPILE_CHOICES)
-    sampling: str = option("auto", "where patches are cut: device keeps the images on the GPU (auto: on CUDA, if "
-                                   "they fit)", choices=SAMPLING_CHOICES)
-    val_hr: str | None = option(None, "validation HR folder: log.csv gets the LR PSNR of G(val HR) against "
-                                      "--val-lr (shave 8)")
-    val_lr: str | None = option(None, "the true LR of --val-hr, matched by file name")
-    true_kernel: str | None = option(None, "k0..k4 or a .npy kernel: also log the similarity to it of the kernel "
-                                           "retrieved from G on the first --retrieval-images val HR images, and of "
-                                           "each ADL kernel")
-    val_every: int | None = option(None, "iterations between validations (default --log-every)", minimum=1)
-
-    def resolved(self) -> "DownsamplerOptions":
-        o = dataclasses.replace(self)
-        if o.data_loss not in DATA_LOSSES:
-            raise UsageError(f"--data-loss {o.data_loss}: unknown; choose from {', '.join(DATA_LOSSES)}")
-        repetitions(o.scale)
-        if o.generator not in GENERATORS:
-            raise UsageError(f"--generator {o.generator}: choose from {', '.join(GENERATORS)}")
-        if o.disc_norm not in DISC_NORMS:
-            raise UsageError(f"--disc-norm {o.disc_norm}: choose from {', '.join(DISC_NORMS)}")
-        if o.sampling not in SAMPLING_CHOICES:
-            raise UsageError(f"--sampling {o.sampling}: choose from {', '.join(SAMPLING_CHOICES)}")
-        e = o.epoch_length
-        o.iterations = 80 * e if o.iterations is None else o.iterations
-        o.hr_patch = o.lr_patch * o.scale if o.hr_patch is None else o.hr_patch
-        o.alpha = (100.0 if o.data_loss == "adl" else 200.0) if o.alpha is None else float(o.alpha)
-        o.warmup = 10 * e if o.warmup is None else o.warmup
-        o.update_every = 10 * e if o.update_every is None else o.update_every
-        o.kernel_size = default_kernel_size(o.scale) if o.kernel_size is None else o.kernel_size
-        o.checkpoint_every = e if o.checkpoint_every is None else o.checkpoint_every
-        for name in ("epoch_length", "batch_size", "lr_patch", "hr_patch", "update_every", "retrieval_images",
-                     "width", "disc_width", "checkpoint_every", "log_every", "kernel_size"):
-            if getattr(o, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
-        if o.iterations < 1:  # 0 would "finish" at once and report a checkpoint that was never written
-            raise UsageError(f"--iterations {o.iterations}: must be at least 1")
-        for name in ("warmup", "workers", "seed"):
-            if getattr(o, name) is not None and getattr(o, name) < 0:
-                raise UsageError(f"--{name.replace('_', '-')} {getattr(o, name)}: must not be negative")
-        if o.hr_patch != o.lr_patch * o.scale:
-            log.warning("--hr-patch %d is not --lr-patch × scale (%d): D sees G(HR) and LR patches of different sizes",
-                        o.hr_patch, o.lr_patch * o.scale)
-        smallest = min(o.lr_patch, o.hr_patch // o.scale)
-        if smallest < MIN_DISC_PATCH:
-            raise UsageError(f"--lr-patch {smallest}: the discriminator needs LR patches of at least {MIN_DISC_PATCH}"
-                           f" (and --hr-patch at least {MIN_DISC_PATCH} × scale)")
-        if o.hr_patch % o.scale:
-            raise UsageError(f"--hr-patch {o.hr_patch}: must be a multiple of the scale {o.scale}")
-        if o.data_loss in ("lfl", "lfl-gauss", "adl") and o.hr_patch < 16 * o.scale:
-            raise UsageError(f"--hr-patch {o.hr_patch}: the low-frequency loss needs at least {16 * o.scale} (16 × scale)")
-        if o.kernel_size % 2 != o.scale % 2:
-            raise UsageError(f"--kernel-size {o.kernel_size}: must be {'even' if o.scale % 2 == 0 else 'odd'} at scale {o.scale}")
-        if not (math.isfinite(o.lr_rate) and o.lr_rate > 0):  # written so that NaN fails too
-            raise UsageError(f"--lr-rate {o.lr_rate}: must be a positive number")
-        if not (math.isfinite(o.alpha) and o.alpha >= 0):
-            raise UsageError(f"--alpha {o.alpha}: must be a number, zero or more")
-        if (o.val_hr is None) != (o.val_lr is None):
-            raise UsageError("--val-hr and --val-lr: give both folders, or neither")
-        if o.val_hr is None and (o.true_kernel is not None or o.val_every is not None):
-            raise UsageError("--true-kernel and --val-every: need --val-hr and --val-lr")
-        o.val_every = o.log_every if o.val_every is None and o.val_hr is not None else o.val_every
-        if o.val_every is not None and o.val_every < 1:
-            raise UsageError(f"--val-every {o.val_every}: must be at least 1")
-        return o
 
 
 class DownsamplerTrainer(TrainingRun):
@@ -389,8 +304,8 @@ class Validation:
             if lr.shape != (hr.shape[0] // o.scale, hr.shape[1] // o.scale, 3):
                 raise AdlError(f"{lr_path}: {lr.shape[1]}x{lr.shape[0]} is not {hr_path.name}'s size / {o.scale} "
                                f"({hr.shape[1] // o.scale}x{hr.shape[0] // o.scale}); pass the true LR of --val-hr")
-            if min(lr.shape[:2]) <= 2 * VAL_SHAVE:
-                raise AdlError(f"{lr_path}: {lr.shape[1]}x{lr.shape[0]} leaves nothing after shaving {VAL_SHAVE} "
+            if min(lr.shape[:2]) <= 2 * LR_SHAVE:
+                raise AdlError(f"{lr_path}: {lr.shape[1]}x{lr.shape[0]} leaves nothing after shaving {LR_SHAVE} "
                                f"pixels per border; use larger validation images")
             pairs.append((hr_path.stem, hr, lr))
         true_kernel = None if o.true_kernel is None else resolve_kernel(o.true_kernel, o.scale)
@@ -400,7 +315,7 @@ class Validation:
 
     def score(self, G: torch.nn.Module) -> tuple[float, float | None]:
         """(mean LR PSNR in dB, similarity of G's retrieved kernel to the true one or None)."""
-        values = [psnr(downsample_image(G, hr, self.scale, self.device), lr, VAL_SHAVE, name=name)
+        values = [psnr(downsample_image(G, hr, self.scale, self.device), lr, LR_SHAVE, name=name)
                   for name, hr, lr in self.pairs]
         finite = [v for v in values if math.isfinite(v)]
         lr_psnr = sum(finite) / len(finite) if finite else math.inf

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from adl.degradation import crop_to_scale
 from adl.errors import AdlError
 from adl.imageio import read_image
-from adl.kernels import fits_scale
+from adl.kernels import default_kernel_size, fits_scale
 from adl.progress import progress
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,6 @@ STRIP_BYTES = 256 * 2**20
 PathLike = str | os.PathLike
 
 
-def default_kernel_size(scale: int) -> int:
-    return 10 * scale
 
 
 def luminance(x: torch.Tensor) -> torch.Tensor:

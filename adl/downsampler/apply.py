@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from adl.downsampler.scales import min_input_size, repetitions
 from adl.errors import AdlError
 from adl.nets.downsampler import Downsampler, build_downsampler
-from adl.scales import min_input_size, repetitions
 
 CHECKPOINT_KIND = "adl-downsampler"
 

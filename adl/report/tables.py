@@ -4,7 +4,7 @@ Each input is one JSON file holding one cell: ``adl psnr --json``, ``adl evaluat
 ``adl kernel-similarity --json``, run with ``--tag`` options that say which row and kernel column
 the value belongs to. A table has one row per row-tag combination and one column per kernel; beside
 it, ``<name>_vs_paper.csv`` sets every cell the paper also reports against the paper's value
-(adl.paper).
+(adl.report.paper).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from adl import paper
 from adl.atomic import write_text
 from adl.choices import SR_MODELS
 from adl.errors import AdlError
+from adl.report import paper
 
 # Row order of the paper's Table 1 (data terms) and Table 3 (methods); lfl-gauss is our ablation.
 DATA_TERMS = ("bicubic", "avgpool", "lfl", "lfl-gauss", "adl")

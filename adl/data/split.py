@@ -21,7 +21,13 @@ from pathlib import Path
 
 from adl.atomic import atomic_path, write_text
 from adl.errors import AdlError
-from adl.imageio import IMAGE_SUFFIXES, list_images, pair_by_stem, require_unique_stems, write_png
+from adl.imageio import (
+    IMAGE_SUFFIXES,
+    list_images,
+    pair_by_stem,
+    require_unique_stems,
+    write_png,
+)
 
 PARTS = ("hr", "lr_source", "lr", "test_hr", "test_lr")
 DIV2K_RANGES = {"hr": "1-400", "lr_source": "401-800", "test_hr": "801-900"}
@@ -119,7 +125,7 @@ def link_split(output: str | os.PathLike, parts: dict[str, list[Path]]) -> dict[
 
 def write_sample_split(output: str | os.PathLike, tile: int | None = None) -> dict[str, Path]:
     """The scikit-image protocol's crops (or tiles) as PNGs; their list files name the PNGs themselves."""
-    from adl.sample_data import sample_split
+    from adl.data.sample_data import sample_split
 
     output = Path(output).absolute()
     images = sample_split(SAMPLE_MULTIPLE, tile)

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
-from adl.progress import progress
 
 from adl.errors import AdlError
 from adl.imageio import read_image
+from adl.progress import progress
 
 HR_STREAM, LR_STREAM = 0, 1
 

@@ -73,7 +73,9 @@ def write_sample_protocol(output: str | Path, kernel: np.ndarray, scale: int, ti
     in hr/, and test_lr/ is the true LR of test_hr/. Each crop is degraded on its own, exactly as
     ``adl degrade`` does in the workflow (replicate borders at tile edges included).
     """
-    from adl.degradation import degrade  # torch: only the degrading half of this module needs it
+    from adl.degradation import (
+        degrade,  # torch: only the degrading half of this module needs it
+    )
 
     output = Path(output)
     folders = {name: output / name for name in ("hr", "lr", "test_hr", "test_lr")}

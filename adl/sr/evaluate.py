@@ -11,34 +11,25 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
-from skimage.metrics import structural_similarity
 
 from adl.atomic import file_sha256, write_text
+from adl.choices import DEFAULT_TILE, sr_shave
 from adl.degradation import crop_to_scale
 from adl.errors import AdlError
 from adl.fastpath import exact_fp32
-from adl.imageio import list_images, pair_by_stem, read_image, require_unique_stems, write_png
-from adl.metrics import psnr
+from adl.imageio import (
+    list_images,
+    pair_by_stem,
+    read_image,
+    require_unique_stems,
+    write_png,
+)
+from adl.metrics import psnr, ssim
 from adl.progress import progress
-from adl.sr_data import check_pair
-from adl.sr_trainer import load_sr_model
-from adl.tiling import DEFAULT_TILE, upscale_image
-
-
-SSIM_WINDOW = 7  # scikit-image's default (and smallest usual) window side
-
-
-def ssim(pred: np.ndarray, target: np.ndarray, shave: int, *, name: str = "image") -> float:
-    h, w = target.shape[:2]
-    if shave:
-        pred, target = pred[shave:-shave, shave:-shave], target[shave:-shave, shave:-shave]
-    if min(target.shape[:2]) < SSIM_WINDOW:  # scikit-image would raise a bare ValueError
-        raise AdlError(f"{name}: {w}x{h} leaves {target.shape[1]}x{target.shape[0]} after shaving "
-                       f"{shave} pixels per border, less than SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window; "
-                       f"use larger images")
-    return float(structural_similarity(target, pred, channel_axis=2, data_range=255))
+from adl.sr.model import load_sr_model
+from adl.sr.pairs import check_pair
+from adl.tiling import upscale_image
 
 
 def evaluate_sr(checkpoint: str | Path, lr_dir: str | Path, hr_dir: str | Path, scale: int, output: str | Path,
@@ -53,7 +44,7 @@ def evaluate_sr(checkpoint: str | Path, lr_dir: str | Path, hr_dir: str | Path, 
         for flag, folder in (("--lr", lr_dir), ("--hr", hr_dir)):
             if Path(save_dir).exists() and Path(save_dir).resolve() == Path(folder).resolve():
                 raise AdlError(f"--save-dir {save_dir}: same folder as {flag}; the SR images would overwrite its files")
-    shave = scale + 6
+    shave = sr_shave(scale)
     rows = []
     for lr_path, hr_path in progress(pairs, desc="evaluate-sr", unit="img"):
         lr, hr = read_image(lr_path), crop_to_scale(read_image(hr_path), scale)
