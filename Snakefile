@@ -31,39 +31,9 @@ localrules:
     all,
 
 
-# The default target: everything the report shows. It lives here because Snakemake takes its
-# default target only from the main Snakefile, not from included rule files.
+# The default target: everything the report shows (common.smk's get_final_output). It is declared
+# here because Snakemake takes its default target only from the main Snakefile.
 rule all:
     default_target: True
     input:
-        "results/table1.csv",
-        "results/table3.csv",
-        "results/kernels.csv" if SYNTHETIC else [],
-        # The exported downsamplers, a product of their own (other SR projects generate pairs with them).
-        expand(
-            f"{DOWN}/G.onnx",
-            scale=SCALES,
-            kernel=KERNELS,
-            loss=[l for l in LOSSES if l in ("lfl", "adl")],
-        ),
-        expand(
-            "results/figures/{dataset}/kernels-x{scale}-{kernel}.png",
-            dataset=DATASET,
-            scale=SCALES,
-            kernel=KERNELS,
-        )
-        if SYNTHETIC
-        else [],
-        expand(
-            "results/figures/{dataset}/curves-x{scale}-{kernel}.png",
-            dataset=DATASET,
-            scale=SCALES,
-            kernel=KERNELS,
-        ),
-        expand(
-            "results/figures/{dataset}/crops-x{scale}-{kernel}-{model}.png",
-            dataset=DATASET,
-            scale=SCALES,
-            kernel=KERNELS,
-            model=MODELS,
-        ),
+        get_final_output(),

@@ -6,11 +6,14 @@ and ADL data terms, and (later) on-the-fly SR pairs, so that they cannot drift a
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from adl.errors import AdlError
+from adl.errors import AdlError, naming
 from adl.imageio import crop_to_scale  # noqa: F401  (re-exported: part of this module's vocabulary)
 from adl.kernels import fits_scale
 
@@ -58,3 +61,33 @@ def degrade(image: np.ndarray, kernel: np.ndarray, scale: int, device: torch.dev
     with torch.no_grad():
         lr = apply_kernel(to_tensor(hr, device), kernel, scale)
     return to_uint8(lr)
+
+
+def check_pair(hr: np.ndarray, lr: np.ndarray, scale: int, hr_path, lr_path) -> None:
+    want = (hr.shape[0] // scale, hr.shape[1] // scale)
+    if lr.shape[:2] != want:
+        raise AdlError(f"{lr_path}: LR size {lr.shape[1]}x{lr.shape[0]} does not match HR {hr_path} "
+                       f"({hr.shape[1]}x{hr.shape[0]}), which needs {want[1]}x{want[0]} at ×{scale}")
+
+
+def degrade_folder(input_dir: str | os.PathLike, output_dir: str | os.PathLike, kernel: np.ndarray, scale: int,
+                   device: torch.device | str = "cpu") -> int:
+    """(HR ∗ k)↓s of every image of a folder, written as PNG under the same names; returns the count."""
+    from adl.imageio import (
+        list_images,
+        read_image,
+        refuse_same_folder,
+        require_unique_stems,
+        write_png,
+    )
+    from adl.progress import progress
+
+    paths = require_unique_stems(list_images(input_dir, what="--input"), "--input")
+    out = Path(output_dir)
+    refuse_same_folder(Path(input_dir), out)
+    for path in progress(paths, desc="degrade", unit="img"):
+        image = read_image(path)
+        with naming(path):
+            lr = degrade(image, kernel, scale, device)
+        write_png(out / f"{path.stem}.png", lr)
+    return len(paths)

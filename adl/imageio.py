@@ -159,3 +159,11 @@ def pair_by_stem(first: list[Path], second: list[Path], first_name: str, second_
             f"{first_name} and {second_name} must hold the same names"
         )
     return pairs
+
+
+def refuse_same_folder(src: Path, dst: Path) -> None:
+    """An output folder must be a folder, and not the input folder: outputs would overwrite inputs."""
+    if dst.exists() and not dst.is_dir():
+        raise AdlError(f"--output {dst}: exists and is not a folder; name a folder for the output images")
+    if dst.exists() and src.resolve() == dst.resolve():
+        raise AdlError(f"--output {dst}: same folder as --input; outputs would overwrite inputs")

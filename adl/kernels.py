@@ -134,3 +134,16 @@ def kernel_picture(kernel: np.ndarray, cell: int = 16) -> np.ndarray:
 
 def default_kernel_size(scale: int) -> int:
     return 10 * scale
+
+
+def write_kernels(out: str | os.PathLike, scale: int) -> None:
+    """k0–k4 at ``scale`` as ``.npy`` (float64) with a picture of each, into ``out``."""
+    from adl.atomic import atomic_path
+    from adl.imageio import write_png
+
+    out = Path(out)
+    for name in KERNEL_NAMES:
+        k = synthetic_kernel(name, scale)
+        with atomic_path(out / f"{name}.npy") as tmp:
+            np.save(tmp, k)
+        write_png(out / f"{name}.png", kernel_picture(k))

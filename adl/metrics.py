@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -9,6 +10,13 @@ import numpy as np
 from adl.errors import AdlError
 from adl.imageio import list_images, pair_by_stem, read_image
 from adl.progress import progress
+
+
+def finite_mean(values) -> float:
+    """The mean of the finite values: identical image pairs score +inf and are left out (method.md §1);
+    +inf when every value is infinite."""
+    finite = [float(v) for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.inf
 
 
 def psnr(pred: np.ndarray, target: np.ndarray, shave: int, *, name: str = "image") -> float:
@@ -81,3 +89,33 @@ def ssim(pred: np.ndarray, target: np.ndarray, shave: int, *, name: str = "image
     )
 
     return float(structural_similarity(target, pred, channel_axis=2, data_range=255))
+
+
+def psnr_report(pred_dir: str | os.PathLike, target_dir: str | os.PathLike, shave: int, csv_path: str | None = None,
+                json_path: str | None = None, tags: dict[str, str] | None = None) -> float:
+    """Mean PSNR of two folders paired by name; per-image values to ``csv_path`` and, with the mean,
+    the shave and ``tags`` (for `adl table`), to ``json_path``."""
+    import csv
+    import io
+    import json
+    import logging
+
+    from adl.atomic import write_text
+
+    rows = psnr_folders(pred_dir, target_dir, shave)
+    mean = finite_mean(v for _, v in rows)
+    if csv_path:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["image", "psnr"])
+        writer.writerows([name, f"{v:.4f}"] for name, v in rows)
+        writer.writerow(["mean", f"{mean:.4f}"])
+        write_text(csv_path, buf.getvalue())
+    if json_path:
+        result = {"tags": dict(tags or {}), "psnr": mean, "shave": shave,
+                  "per_image": [{"image": name, "psnr": v} for name, v in rows]}
+        write_text(json_path, json.dumps(result, indent=2) + "\n")
+    infinite = sum(not math.isfinite(v) for _, v in rows)
+    if infinite:
+        logging.getLogger(__name__).warning("%d identical image pair(s) (infinite PSNR) left out of the mean", infinite)
+    return mean

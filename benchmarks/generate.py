@@ -32,8 +32,8 @@ import torch
 
 
 def make_images(folder: Path, count: int, height: int, width: int) -> None:
-    from adl.imageio import write_png
     from adl.data.sample_data import sample_photos
+    from adl.imageio import write_png
 
     photos = list(sample_photos().values())
     rng = np.random.default_rng(0)

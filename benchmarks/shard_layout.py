@@ -18,9 +18,9 @@ import time
 import h5py
 import numpy as np
 
+from adl.data.sample_data import sample_photos
 from adl.degradation import degrade
 from adl.kernels import synthetic_kernel
-from adl.data.sample_data import sample_photos
 
 LAYOUTS = [  # (chunk samples, compression, options)
     (1, None, None), (4, None, None), (1, "lzf", None), (4, "lzf", None), (16, "lzf", None),

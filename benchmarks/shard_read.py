@@ -29,8 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shard_layout import patches  # noqa: E402
 
 from adl.imageio import write_png  # noqa: E402
-from adl.shards.format import FORMAT_VERSION, compression_record, shard_name, write_manifest, write_shard  # noqa: E402
 from adl.shards.dataset import ShardDataset  # noqa: E402
+from adl.shards.format import (  # noqa: E402
+    FORMAT_VERSION,
+    compression_record,
+    shard_name,
+    write_manifest,
+    write_shard,
+)
 
 SHARD_SIZE = 512
 COMPRESSIONS = [("gzip", 1), ("gzip", 4), ("lzf", None), ("none", None)]

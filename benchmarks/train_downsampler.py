@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adl.fastpath import FastPath
-from adl.imageio import write_png
 from adl.data.sample_data import sample_photos
 from adl.downsampler.options import DownsamplerOptions
 from adl.downsampler.train import DownsamplerTrainer
+from adl.fastpath import FastPath
+from adl.imageio import write_png
 
 ROOT = Path(__file__).resolve().parent.parent
 # (name, precision, channels_last, compile mode, fused Adam, sampling, TF32)

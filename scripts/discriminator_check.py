@@ -17,11 +17,16 @@ import argparse
 import numpy as np
 import torch
 
-from adl.downsampler.patches import UnpairedPatches, load_images, patch_loader, to_unit_range
 from adl.degradation import apply_kernel
+from adl.downsampler.losses import discriminator_loss
+from adl.downsampler.patches import (
+    UnpairedPatches,
+    load_images,
+    patch_loader,
+    to_unit_range,
+)
 from adl.imageio import list_images
 from adl.kernels import resolve_kernel
-from adl.downsampler.losses import discriminator_loss
 from adl.nets import Discriminator
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import assert_one_error, leftovers, run_cli
 from PIL import Image
 from skimage import data
 
-from helpers import assert_one_error, leftovers, run_cli
 from adl.degradation import degrade
 from adl.downsampler.apply import CHECKPOINT_KIND
 from adl.imageio import read_image, write_png

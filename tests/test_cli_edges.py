@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_one_error
 
 from adl.cli import build_parser
 from adl.imageio import write_png
-from helpers import assert_one_error
 
 
 @pytest.fixture

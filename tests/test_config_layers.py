@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from test_workflow import REPO, fake_div2k, job_counts, snakemake, workflow_copy  # noqa: F401  (fixtures)
 
 from adl.cli import build_parser
-from adl.shards.options import GenerateOptions
-from adl.options import from_args
-from adl.sr.options import SROptions
 from adl.downsampler.options import DownsamplerOptions
-from test_workflow import REPO, fake_div2k, job_counts, snakemake, workflow_copy  # noqa: F401  (fixtures)
+from adl.options import from_args
+from adl.shards.options import GenerateOptions
+from adl.sr.options import SROptions
 
 # method.md §6 (downsampler) and §7 (EDSR reference), written out here as the truth to compare with.
 EPOCH, EPOCHS = 1741, 80

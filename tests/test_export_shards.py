@@ -23,6 +23,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from helpers import assert_one_error, leftovers, run_cli
 from onnx import TensorProto, helper
 from onnx.external_data_helper import uses_external_data
 from PIL import Image
@@ -31,12 +32,11 @@ from torch.utils.data import DataLoader
 
 import adl
 from adl.cli import main
-from helpers import assert_one_error, leftovers, run_cli
 from adl.downsampler.apply import apply_downsampler, downsample_image, load_downsampler
 from adl.errors import AdlError
 from adl.imageio import list_images, read_image, write_png
-from adl.shards.format import write_shard
 from adl.shards.dataset import ShardDataset
+from adl.shards.format import write_shard
 from adl.sr.pairs import ShardPatches
 
 TINY_DOWNSAMPLER = ["--batch-size", "2", "--lr-patch", "32", "--width", "4", "--disc-width", "4",

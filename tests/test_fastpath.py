@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import assert_one_error
 from skimage import data
 
 from adl.cli import main
@@ -22,7 +23,6 @@ from adl.errors import AdlError
 from adl.fastpath import FastPath, resolve_fast_path
 from adl.imageio import read_image, write_png
 from adl.nets import Downsampler
-from helpers import assert_one_error
 
 TINY = ["--batch-size", "2", "--lr-patch", "32", "--width", "4", "--disc-width", "4", "--data-loss", "adl",
         "--warmup", "2", "--update-every", "2", "--kernel-size", "8", "--retrieval-images", "2",

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_one_error, run_cli
 
 from adl.imageio import write_png
-from helpers import assert_one_error, run_cli
 
 HOLD = """
 import sys, time

@@ -17,11 +17,11 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import assert_one_error, leftovers, run_cli
 from skimage import data
 
 from adl.cli import main
 from adl.imageio import write_png
-from helpers import assert_one_error, leftovers, run_cli
 
 # 12 images × 2 patches of 16² in shards of 3: 8 shards, some straddling two images.
 GEN = ["--patch", "16", "--patches-per-image", "2", "--shard-size", "3", "--workers", "1", "--seed", "0"]

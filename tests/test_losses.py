@@ -16,8 +16,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from adl.downsampler.apply import apply_downsampler, quantize
+from adl.downsampler.losses import (
+    DATA_LOSSES,
+    DataTerm,
+    discriminator_loss,
+    generator_adversarial_loss,
+)
 from adl.kernels import synthetic_kernel
-from adl.downsampler.losses import DATA_LOSSES, DataTerm, discriminator_loss, generator_adversarial_loss
 
 
 def rand_image(n: int, h: int, w: int, seed: int) -> torch.Tensor:

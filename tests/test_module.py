@@ -11,7 +11,6 @@ import h5py
 import numpy as np
 import yaml
 from PIL import Image
-
 from test_workflow import REPO, snakemake
 
 

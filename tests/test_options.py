@@ -9,13 +9,20 @@ import re
 
 import pytest
 import yaml
+from test_workflow import REPO
 
 from adl.cli import build_parser, main
-from adl.shards.options import GenerateOptions
-from adl.options import MISSING, add_options, config_error, from_args, option, options_of
-from adl.sr.options import SROptions
 from adl.downsampler.options import DownsamplerOptions
-from test_workflow import REPO
+from adl.options import (
+    MISSING,
+    add_options,
+    config_error,
+    from_args,
+    option,
+    options_of,
+)
+from adl.shards.options import GenerateOptions
+from adl.sr.options import SROptions
 
 COMMANDS = {"train-downsampler": DownsamplerOptions, "train-sr": SROptions, "generate": GenerateOptions}
 # What each command adds beyond its dataclass: the run folder, train-sr's --amp alias, and -q, which

@@ -8,17 +8,17 @@ import torch
 from PIL import Image
 from skimage import data
 
-from adl.downsampler import retrieval
 from adl.degradation import apply_kernel, crop_to_scale, degrade
-from adl.errors import AdlError
-from adl.kernels import default_kernel_size, synthetic_kernel
-from adl.metrics import kernel_similarity
+from adl.downsampler import retrieval
 from adl.downsampler.retrieval import (
     NormalEquations,
     luminance,
     retrieve_from_model,
     retrieve_from_pairs,
 )
+from adl.errors import AdlError
+from adl.kernels import default_kernel_size, synthetic_kernel
+from adl.metrics import kernel_similarity
 
 ASTRONAUT = data.astronaut()
 

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import assert_one_error, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")

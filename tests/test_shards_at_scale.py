@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import assert_one_error, leftovers, run_cli
 from skimage import data
 from torch.utils.data import DataLoader
 
@@ -26,9 +27,8 @@ from adl.cli import main
 from adl.errors import AdlError
 from adl.image_lists import resolve_images
 from adl.imageio import write_png
-from adl.shards.parts import part_shards
 from adl.shards.dataset import ShardDataset
-from helpers import assert_one_error, leftovers, run_cli
+from adl.shards.parts import part_shards
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_DOWNSAMPLER = ["--batch-size", "2", "--lr-patch", "32", "--width", "4", "--disc-width", "4", "--warmup", "2",

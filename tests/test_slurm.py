@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_workflow import SNAKEMAKE, TINY, job_counts, workflow_copy  # noqa: F401  (workflow_copy is a fixture)
 
 pytestmark = [

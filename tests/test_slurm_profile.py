@@ -15,7 +15,6 @@ import subprocess
 
 import pytest
 import yaml
-
 from test_workflow import REPO, SNAKEMAKE, TINY, workflow_copy  # noqa: F401  (workflow_copy is a fixture)
 
 pytest.importorskip("snakemake_executor_plugin_slurm", reason="the SLURM executor plugin needs Python >= 3.11")

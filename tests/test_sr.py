@@ -21,19 +21,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import assert_one_error, leftovers, vgg16_state_dict
 from PIL import Image
 from skimage import data
 from skimage.metrics import structural_similarity
 
 import adl.sr.model
 from adl.cli import main
-from helpers import assert_one_error, leftovers, vgg16_state_dict
 from adl.degradation import degrade
 from adl.imageio import list_images, read_image, write_png
 from adl.kernels import gaussian_kernel, synthetic_kernel
 from adl.nets import EDSR, VGG19Features
-from adl.sr.pairs import PairedPatches
 from adl.sr.options import SROptions
+from adl.sr.pairs import PairedPatches
 from adl.sr.train import SRTrainer
 
 TINY_SR = ["--n-feats", "8", "--n-blocks", "1", "--hr-patch", "32", "--batch-size", "2", "--log-every", "2",

@@ -9,14 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import vgg16_state_dict
 from torch import nn
 
 from adl.errors import AdlError
-from helpers import vgg16_state_dict
-
 from adl.nets import EDSR, RRDB, RRDBNet, VGG19Features, load_vgg19_features
 from adl.tiling import upscale_image, upscale_tiled
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

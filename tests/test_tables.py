@@ -9,15 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_one_error, run_cli
 from PIL import Image
 from skimage import data
 
-from adl.report import paper
 from adl.cli import main
-from helpers import assert_one_error, run_cli
-from adl.report.figures import GAP, HEADER, legend_names
 from adl.imageio import read_image, write_png
 from adl.kernels import kernel_picture, synthetic_kernel
+from adl.report import paper
+from adl.report.figures import GAP, HEADER, legend_names
 
 K0_NOTE = "k0 is the paper's kernel (bicubic; method.md §1)"
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import assert_one_error
 
 from adl.cli import main
-from helpers import assert_one_error
 from adl.imageio import list_images, read_image
 
 TINY = ["--batch-size", "2", "--lr-patch", "32", "--width", "4", "--disc-width", "4",

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_workflow import SNAKEMAKE, TINY, job_counts, snakemake, workflow_copy  # noqa: F401  (a fixture)
 
 # One data term feeding SR, so that the fan-out is the whole generation stage.

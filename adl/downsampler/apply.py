@@ -6,6 +6,7 @@ training the rounding passes gradients straight through so ×4 can be learned en
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from adl.downsampler.scales import min_input_size, repetitions
-from adl.errors import AdlError
+from adl.errors import AdlError, naming
 from adl.nets.downsampler import Downsampler, build_downsampler
 
 CHECKPOINT_KIND = "adl-downsampler"
@@ -88,3 +89,28 @@ def load_downsampler(path: str | Path, device: torch.device, option: str = "--ch
         raise AdlError(f"{option} {path}: incomplete or damaged downsampler checkpoint "
                        f"({type(exc).__name__}); use the checkpoint.pt of a finished run") from None
     return model.to(device).eval(), config
+
+
+def downsample_folder(checkpoint: str | os.PathLike, input_dir: str | os.PathLike, output_dir: str | os.PathLike,
+                      scale: int | None, device: torch.device) -> int:
+    """G(HR) of every image of a folder (at the run's scale unless ``scale``), as PNG under the same names."""
+    from adl.imageio import (
+        list_images,
+        read_image,
+        refuse_same_folder,
+        require_unique_stems,
+        write_png,
+    )
+    from adl.progress import progress
+
+    model, config = load_downsampler(checkpoint, device)
+    scale = scale or config["scale"]
+    paths = require_unique_stems(list_images(input_dir, what="--input"), "--input")
+    out = Path(output_dir)
+    refuse_same_folder(Path(input_dir), out)
+    for path in progress(paths, desc=f"downsample ×{scale}", unit="img"):
+        image = read_image(path)
+        with naming(path):
+            lr = downsample_image(model, image, scale, device)
+        write_png(out / f"{path.stem}.png", lr)
+    return len(paths)

@@ -15,6 +15,7 @@ from adl.choices import (
     DISC_NORMS,
     GENERATORS,
     PRECISION_HELP,
+    RETRIEVAL_IMAGES,
     SAMPLING_CHOICES,
     SCALES,
     TRAIN_PRECISIONS,
@@ -51,7 +52,7 @@ class DownsamplerOptions:
                                  parse=non_negative_float)
     warmup: int | None = option(None, "ADL: LFL iterations before the first retrieval (default 10 epochs)", minimum=0)
     update_every: int | None = option(None, "ADL: iterations between retrievals (default 10 epochs)", minimum=1)
-    retrieval_images: int = option(50, "ADL: HR images per retrieval", minimum=1)
+    retrieval_images: int = option(RETRIEVAL_IMAGES, "ADL: HR images per retrieval", minimum=1)
     kernel_size: int | None = option(None, "ADL: retrieved kernel size (default 10 × scale)", minimum=1)
     width: int = option(64, "G feature width", minimum=1)
     generator: str = option("deep", "deep: the paper's G; linear: one learnable kernel, a diagnostic of the "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -207,3 +208,37 @@ def retrieve_from_model(
             yield hr, lr
 
     return _accumulate(run(), len(chosen), scale, size, device, "downsampler")
+
+
+def retrieve_kernel_file(output: str | os.PathLike, hr: str, scale: int, size: int | None, images: int,
+                         device: torch.device, lr: str | None = None, checkpoint: str | None = None) -> Path:
+    """`adl retrieve-kernel`: eq. (6) on HR→LR pairs matched by name (``lr``) or on G(HR) of a
+    downsampler (``checkpoint``), saved as ``output`` (.npy) with a picture beside it; returns the picture."""
+    from adl.atomic import atomic_path
+    from adl.errors import UsageError
+    from adl.imageio import list_images, pair_by_stem, write_png
+    from adl.kernels import kernel_picture
+
+    output = Path(output)
+    if output.suffix.lower() != ".npy":  # np.save would append .npy to the temporary and strand it
+        raise AdlError(f"--output {output}: must name a .npy file (a .png picture is written beside it)")
+    size = size or default_kernel_size(scale)
+    if not fits_scale(size, scale):
+        raise UsageError(f"--size {size}: must be {'even' if scale % 2 == 0 else 'odd'} at scale {scale}")
+    hr_paths = list_images(hr, what="--hr")
+    if lr:
+        pairs = pair_by_stem(hr_paths, list_images(lr, what="--lr"), "--hr", "--lr")
+        kernel = retrieve_from_pairs(pairs, scale, size, images, device=device)
+    else:
+        from adl.downsampler.apply import UnitRangeDownsampler, load_downsampler
+        from adl.downsampler.patches import load_images
+        from adl.downsampler.scales import min_input_size
+
+        model, _ = load_downsampler(checkpoint, device)
+        loaded = load_images(hr_paths[:images], min_input_size(scale), "HR images", "--scale")
+        kernel = retrieve_from_model(UnitRangeDownsampler(model, scale), loaded, scale, size, images, device=device)
+    with atomic_path(output) as tmp:
+        np.save(tmp, kernel)
+    picture = output.with_suffix(".png")
+    write_png(picture, kernel_picture(kernel))
+    return picture

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 from pathlib import Path
 
@@ -51,7 +50,7 @@ from adl.errors import AdlError
 from adl.fastpath import FastPath, resolve_fast_path
 from adl.imageio import crop_to_scale, list_images, pair_by_stem, read_image, write_png
 from adl.kernels import kernel_picture, resolve_kernel
-from adl.metrics import kernel_similarity, psnr
+from adl.metrics import finite_mean, kernel_similarity, psnr
 from adl.nets import Discriminator
 from adl.nets.downsampler import build_downsampler
 from adl.runs import TrainingRun, data_fingerprint
@@ -317,8 +316,7 @@ class Validation:
         """(mean LR PSNR in dB, similarity of G's retrieved kernel to the true one or None)."""
         values = [psnr(downsample_image(G, hr, self.scale, self.device), lr, LR_SHAVE, name=name)
                   for name, hr, lr in self.pairs]
-        finite = [v for v in values if math.isfinite(v)]
-        lr_psnr = sum(finite) / len(finite) if finite else math.inf
+        lr_psnr = finite_mean(values)
         if self.true_kernel is None:
             return lr_psnr, None
         with torch.no_grad():

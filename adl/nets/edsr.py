@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from adl.choices import SCALES
 from adl.errors import AdlError
 
 # DIV2K training-set RGB mean, in [0, 1] units (EDSR's MeanShift uses it ×255).
@@ -39,7 +40,7 @@ def receptive_radius(lr_convs: int, upsampled_convs: dict[int, int], scale: int)
 
 
 def check_scale(scale: int, model: str) -> int:
-    if scale not in (2, 4):
+    if scale not in SCALES:
         raise AdlError(f"{model}: scale must be 2 or 4 (one or two ×2 upsampling steps), got {scale}")
     return scale
 

@@ -8,14 +8,13 @@ path of adl.tiling, which equals whole-image inference.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import torch
 
 from adl.atomic import file_sha256, write_text
 from adl.choices import DEFAULT_TILE, sr_shave
-from adl.degradation import crop_to_scale
+from adl.degradation import check_pair, crop_to_scale
 from adl.errors import AdlError
 from adl.fastpath import exact_fp32
 from adl.imageio import (
@@ -25,10 +24,9 @@ from adl.imageio import (
     require_unique_stems,
     write_png,
 )
-from adl.metrics import psnr, ssim
+from adl.metrics import finite_mean, psnr, ssim
 from adl.progress import progress
 from adl.sr.model import load_sr_model
-from adl.sr.pairs import check_pair
 from adl.tiling import upscale_image
 
 
@@ -54,7 +52,6 @@ def evaluate_sr(checkpoint: str | Path, lr_dir: str | Path, hr_dir: str | Path, 
             write_png(Path(save_dir) / f"{lr_path.stem}.png", sr)
         rows.append({"image": lr_path.stem, "psnr": psnr(sr, hr, shave, name=str(lr_path)),
                      "ssim": ssim(sr, hr, shave, name=str(hr_path))})
-    finite = [r["psnr"] for r in rows if math.isfinite(r["psnr"])]
     result = {
         "tags": dict(tags or {}),
         "checkpoint": str(ckpt_path),
@@ -63,7 +60,7 @@ def evaluate_sr(checkpoint: str | Path, lr_dir: str | Path, hr_dir: str | Path, 
         "scale": scale,
         "shave": shave,
         "images": len(rows),
-        "psnr": sum(finite) / len(finite) if finite else math.inf,
+        "psnr": finite_mean(r["psnr"] for r in rows),
         "ssim": sum(r["ssim"] for r in rows) / len(rows),
         "per_image": rows,
     }

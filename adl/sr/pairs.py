@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from adl.degradation import crop_to_scale, degrade
+from adl.degradation import check_pair, crop_to_scale, degrade
 from adl.errors import AdlError
 from adl.imageio import list_images, pair_by_stem, read_image
 from adl.progress import progress
@@ -60,11 +60,6 @@ def make_lr_images(source: LRSource, hr_paths: Sequence[Path], hr_images: Sequen
     return lr_images
 
 
-def check_pair(hr: np.ndarray, lr: np.ndarray, scale: int, hr_path, lr_path) -> None:
-    want = (hr.shape[0] // scale, hr.shape[1] // scale)
-    if lr.shape[:2] != want:
-        raise AdlError(f"{lr_path}: LR size {lr.shape[1]}x{lr.shape[0]} does not match HR {hr_path} "
-                       f"({hr.shape[1]}x{hr.shape[0]}), which needs {want[1]}x{want[0]} at ×{scale}")
 
 
 

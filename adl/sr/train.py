@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 from pathlib import Path
 
@@ -20,11 +19,12 @@ import torch.nn.functional as F
 
 from adl.atomic import file_sha256
 from adl.choices import sr_shave
+from adl.degradation import check_pair
 from adl.device import resolve_device
 from adl.downsampler.patches import load_images, loader_workers, patch_loader
 from adl.fastpath import resolve_fast_path
 from adl.imageio import list_images, pair_by_stem, read_image
-from adl.metrics import psnr
+from adl.metrics import finite_mean, psnr
 from adl.runs import TrainingRun, data_fingerprint
 from adl.sr.model import CHECKPOINT_KIND, build_sr_model
 from adl.sr.options import SROptions
@@ -32,7 +32,6 @@ from adl.sr.pairs import (
     LRSource,
     PairedPatches,
     ShardPatches,
-    check_pair,
     make_lr_images,
 )
 
@@ -185,8 +184,7 @@ class SRTrainer(TrainingRun):
         shave = sr_shave(self.o.scale)
         scores = [psnr(upscale_image(self.model, lr, self.o.scale, self.device), hr, shave, name=name)
                   for name, lr, hr in self.validation]
-        finite = [v for v in scores if math.isfinite(v)]
-        return sum(finite) / len(finite) if finite else math.inf
+        return finite_mean(scores)
 
     def row_due(self) -> bool:
         return bool(self.o.val_every and self.validation and self.iteration % self.o.val_every == 0)

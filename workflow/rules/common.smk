@@ -5,6 +5,9 @@ import os
 import shlex
 
 PROTOCOL = config["protocol"]["kind"]
+# adl.choices.KERNEL_NAMES (tests/test_layout.py keeps the two equal; the workflow may run where
+# adl is installed only in the rules' conda env, so it cannot import them).
+SYNTHETIC_KERNELS = ["k0", "k1", "k2", "k3", "k4"]
 # The folders protocol brings real LR images, with no kernel to name: its one "kernel" is "real".
 KERNELS = ["real"] if PROTOCOL == "folders" else config["kernels"]
 SYNTHETIC = (
@@ -89,13 +92,13 @@ def folder(path):
 
 def true_kernel(wildcards):
     """The kernel argument for `adl`: a synthetic name, or a .npy file under kernels/."""
-    if wildcards.kernel in ("k0", "k1", "k2", "k3", "k4"):
+    if wildcards.kernel in SYNTHETIC_KERNELS:
         return wildcards.kernel
     return f"kernels/{wildcards.kernel}.npy"
 
 
 def true_kernel_file(wildcards):
-    if wildcards.kernel in ("k0", "k1", "k2", "k3", "k4"):
+    if wildcards.kernel in SYNTHETIC_KERNELS:
         return f"resources/{DATASET}/kernels/x{wildcards.scale}/{wildcards.kernel}.npy"
     return f"kernels/{wildcards.kernel}.npy"
 
@@ -246,3 +249,41 @@ def check_dataset():
 
 check_options()
 check_dataset()
+
+
+def get_final_output():
+    """Everything the report shows: the tables, the exported downsamplers (a product of their
+    own: other SR projects generate pairs with them) and the figures."""
+    synthetic = lambda paths: paths if SYNTHETIC else []
+    return [
+        "results/table1.csv",
+        "results/table3.csv",
+        *synthetic(["results/kernels.csv"]),
+        *expand(
+            f"{DOWN}/G.onnx",
+            scale=SCALES,
+            kernel=KERNELS,
+            loss=[l for l in LOSSES if l in ("lfl", "adl")],
+        ),
+        *synthetic(
+            expand(
+                "results/figures/{dataset}/kernels-x{scale}-{kernel}.png",
+                dataset=DATASET,
+                scale=SCALES,
+                kernel=KERNELS,
+            )
+        ),
+        *expand(
+            "results/figures/{dataset}/curves-x{scale}-{kernel}.png",
+            dataset=DATASET,
+            scale=SCALES,
+            kernel=KERNELS,
+        ),
+        *expand(
+            "results/figures/{dataset}/crops-x{scale}-{kernel}-{model}.png",
+            dataset=DATASET,
+            scale=SCALES,
+            kernel=KERNELS,
+            model=MODELS,
+        ),
+    ]

@@ -32,7 +32,7 @@ rule true_kernels:
         expand(
             "resources/{dataset}/kernels/x{{scale}}/{kernel}.npy",
             dataset=DATASET,
-            kernel=["k0", "k1", "k2", "k3", "k4"],
+            kernel=SYNTHETIC_KERNELS,
         ),
     log:
         f"logs/{DATASET}/kernels-x{{scale}}.log",
