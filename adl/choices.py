@@ -30,7 +30,8 @@ PRECISION_HELP = ("auto: fp32 on CPU; on CUDA low precision with the other speed
                   "fp32 is the exact path")
 COMPILE_HELP = "torch.compile the networks (auto: on CUDA with low precision; cudagraphs adds CUDA graphs)"
 
-# The discriminator's normalisation (adl.nets.discriminator): "none" is what the official code runs.
+# The discriminator's normalisation (adl.nets.discriminator): "instance" is what the official code trains
+# with (method.md §3; src/train.py keeps --dis_norm Instance); "none" is a measured option (docs/fidelity.md).
 DISC_NORMS = ("none", "instance")
 # The downsampler network: "deep" is the paper's G; "linear" is one learnable kernel (a diagnostic).
 GENERATORS = ("deep", "linear")

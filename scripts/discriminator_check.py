@@ -41,7 +41,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hr", required=True), p.add_argument("--lr", required=True)
     p.add_argument("--fixed", action="append", required=True, help="box, k0..k4 or a .npy; repeat to compare")
-    p.add_argument("--disc-norm", default="none", choices=("none", "instance"))
+    p.add_argument("--disc-norm", default="instance", choices=("none", "instance"))
     p.add_argument("--disc-width", type=int, default=32)
     p.add_argument("--iterations", type=int, default=600)
     p.add_argument("--every", type=int, default=100)

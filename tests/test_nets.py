@@ -193,6 +193,17 @@ def test_receptive_field_is_32_hr_pixels_centred_on_the_grid():
 # --- InstanceNorm: no affine, no running statistics ------------------------------------------
 
 
+def test_discriminator_has_instancenorm_by_default_and_none_on_request(full_d):
+    # method.md §3: InstanceNorm without affine after every conv but the last; norm="none" drops it.
+    def norms(model):
+        return [m for m in model.modules() if isinstance(m, nn.InstanceNorm2d)]
+
+    assert full_d.norm == "instance"
+    assert len(norms(full_d)) == 5 and not any(m.affine or m.track_running_stats for m in norms(full_d))
+    plain = Discriminator(width=8, norm="none")
+    assert norms(plain) == [] and n_params(plain) == n_params(Discriminator(width=8))
+
+
 def test_downsampler_has_no_buffers(full_g):
     assert list(full_g.buffers()) == []
 

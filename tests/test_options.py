@@ -144,3 +144,18 @@ def test_the_workflow_accepts_every_field_but_those_its_rules_set():
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     generate_keys = set(schema["properties"]["generate"]["properties"]) - {"parts"}
     assert generate_keys <= {o.name for o in options_of(GenerateOptions)} - sections["generate"][1]
+
+
+def test_the_discriminator_trains_with_instancenorm_by_default():
+    """The paper's D (method.md §3): the authors' src/train.py keeps `--dis_norm Instance` (only their
+    TestOptions, which trains no D, sets 'None'). `none` stays an option (config/cpu.yaml)."""
+    field = next(f for f in dataclasses.fields(DownsamplerOptions) if f.name == "disc_norm")
+    assert field.default == "instance"
+    assert DownsamplerOptions(hr="h", lr="l").resolved().disc_norm == "instance"
+    action = next(a for a in subparser("train-downsampler")._actions if a.dest == "disc_norm")
+    assert action.default == "instance" and set(action.choices) == {"instance", "none"}
+    args = build_parser().parse_args(["train-downsampler", "--hr", "h", "--lr", "l", "--output", "o"])
+    assert from_args(DownsamplerOptions, args).disc_norm == "instance"
+    args = build_parser().parse_args(["train-downsampler", "--hr", "h", "--lr", "l", "--output", "o",
+                                      "--disc-norm", "none"])
+    assert from_args(DownsamplerOptions, args).disc_norm == "none"

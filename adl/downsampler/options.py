@@ -58,8 +58,8 @@ class DownsamplerOptions:
     generator: str = option("deep", "deep: the paper's G; linear: one learnable kernel, a diagnostic of the "
                                     "adversarial pipeline (docs/fidelity.md)", choices=GENERATORS)
     disc_width: int = option(64, "D base width", minimum=1)
-    disc_norm: str = option("none", "D's normalisation: none, as the authors' code runs it, or instance "
-                                    "(method.md §3; docs/conventions.md)", choices=DISC_NORMS)
+    disc_norm: str = option("instance", "D's normalisation: instance, as the paper trains it (method.md §3), "
+                                        "or none (a measured option; docs/conventions.md)", choices=DISC_NORMS)
     lr_rate: float = option(5e-5, "Adam learning rate", parse=positive_float)
     seed: int = option(0, "seed of initialisation and patch sampling", minimum=0)
     device: str = option("auto", DEVICE_HELP, parse=device_name)

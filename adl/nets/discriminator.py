@@ -23,7 +23,7 @@ def disc_unit(c_in: int, c_out: int, kernel_size: int, stride: int, norm: str) -
 
 
 class Discriminator(nn.Module):
-    def __init__(self, width: int = 64, norm: str = "none"):
+    def __init__(self, width: int = 64, norm: str = "instance"):
         super().__init__()
         if norm not in DISC_NORMS:
             raise ValueError(f"unknown discriminator norm {norm!r}; choose from {', '.join(DISC_NORMS)}")
