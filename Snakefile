@@ -23,6 +23,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/downsampler.smk"
+include: "workflow/rules/shards.smk"
 include: "workflow/rules/sr.smk"
 include: "workflow/rules/report.smk"
 

@@ -237,9 +237,13 @@ def test_find_cycle_finds_cycles():
 # --------------------------------------------------------------------------- workflow constants
 
 
+def common_smk() -> str:
+    return (REPO / "workflow" / "rules" / "common.smk").read_text()
+
+
 def wildcard_alternatives() -> dict[str, set[str]]:
     """name -> alternatives of each ``name="a|b|c"`` in common.smk's wildcard_constraints block."""
-    text = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    text = common_smk()
     block = re.search(r"^wildcard_constraints:\n((?:[ \t]+.*\n|\n)+?)(?=^\S)", text, re.MULTILINE)
     assert block, "no wildcard_constraints block in workflow/rules/common.smk"
     pairs = re.findall(r"""^\s+(\w+)\s*=\s*["']([^"']*)["']""", block.group(1), re.MULTILINE)
@@ -272,6 +276,14 @@ def test_wildcard_constraints_match_adl_choices_and_schema():
     assert wildcards["method"] == set(methods)
 
 
+def test_workflow_synthetic_kernels_match_adl_choices():
+    """Protects the kernel names: common.smk keeps its own copy of adl.choices.KERNEL_NAMES (adl may
+    be installed only in the rules' conda env, so the Snakefile cannot import it)."""
+    found = re.search(r"^SYNTHETIC_KERNELS\s*=\s*(\[[^\]]*\])", common_smk(), re.MULTILINE)
+    assert found, "no SYNTHETIC_KERNELS = [...] in workflow/rules/common.smk"
+    assert tuple(ast.literal_eval(found.group(1))) == choices.KERNEL_NAMES
+
+
 def test_manifest_schema_scales_match_adl_choices():
     """Protects shard readers: a manifest of every scale adl generates validates, and no other."""
     schema = json.loads((PACKAGE / "shards" / "manifest.schema.json").read_text())
@@ -292,10 +304,11 @@ def loads_torch(code: str) -> bool:
 
 
 def test_configuration_modules_do_not_import_torch():
-    """Protects the workflow's config check and ``adl --help``: they import these modules before any
-    job runs, and loading torch there would cost seconds per check."""
+    """Protects the workflow's config and dataset checks (common.smk) and ``adl --help``: they import
+    these modules before any job runs, and loading torch there would cost seconds per check."""
     for code in (
         "import adl.options, adl.choices, adl.downsampler.options, adl.sr.options, adl.shards.options",
+        "import adl.errors, adl.data.split",
         "import adl",
     ):
         assert not loads_torch(code), f"{code!r} loads torch"
