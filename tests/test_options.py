@@ -159,3 +159,31 @@ def test_the_discriminator_trains_with_instancenorm_by_default():
     args = build_parser().parse_args(["train-downsampler", "--hr", "h", "--lr", "l", "--output", "o",
                                       "--disc-norm", "none"])
     assert from_args(DownsamplerOptions, args).disc_norm == "none"
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: DownsamplerOptions(hr="h", lr="l", batch_size=0).resolved(), "--batch-size 0: must be at least 1"),
+    (lambda: DownsamplerOptions(hr="h", lr="l", warmup=-1).resolved(), "--warmup -1: must not be negative"),
+    (lambda: DownsamplerOptions(hr="h", lr="l", scale=3).resolved(), "--scale 3: unknown; choose from 2, 4"),
+    (lambda: DownsamplerOptions(hr="h", lr="l", disc_norm="batch").resolved(), "--disc-norm batch: unknown"),
+    (lambda: DownsamplerOptions(hr="h", lr="l", lr_rate=float("nan")).resolved(), "--lr-rate: nan is not a finite"),
+    (lambda: SROptions(hr="h", lr_source="bicubic", decay_at=-1).resolved(), "--decay-at -1: must not be negative"),
+    (lambda: SROptions(hr="h", lr_source="bicubic", model="srcnn").resolved(), "--model srcnn: unknown"),
+    (lambda: GenerateOptions(model="m", hr="h", output="o", gzip_level=10).check(), "--gzip-level 10: must be at most 9"),
+    (lambda: GenerateOptions(model="m", hr="h", output="o", writers=-1).check(), "--writers -1: must not be negative"),
+])
+def test_each_option_s_own_range_is_enforced_outside_the_command_line(build, message):
+    """An option's metadata (choices, minimum, maximum, parse) is enforced by adl.options for options
+    built in Python too, so that resolved() needs to check only how fields relate to each other."""
+    from adl.errors import UsageError
+
+    with pytest.raises(UsageError) as caught:
+        build()
+    assert str(caught.value).startswith(message)
+
+
+def test_an_integer_range_is_a_usage_error_on_the_command_line(capsys):
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args(["generate", "--model", "m.onnx", "--hr", "h", "--output", "o", "--gzip-level", "10"])
+    assert caught.value.code == 2
+    assert "--gzip-level: 10 is not an integer 0 to 9" in capsys.readouterr().err
