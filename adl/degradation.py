@@ -64,10 +64,12 @@ def degrade(image: np.ndarray, kernel: np.ndarray, scale: int, device: torch.dev
 
 
 def check_pair(hr: np.ndarray, lr: np.ndarray, scale: int, hr_path, lr_path) -> None:
+    """An LR image is its HR image's size divided by the scale (HR cropped to a multiple of it)."""
     want = (hr.shape[0] // scale, hr.shape[1] // scale)
     if lr.shape[:2] != want:
         raise AdlError(f"{lr_path}: LR size {lr.shape[1]}x{lr.shape[0]} does not match HR {hr_path} "
-                       f"({hr.shape[1]}x{hr.shape[0]}), which needs {want[1]}x{want[0]} at ×{scale}")
+                       f"({want[1] * scale}x{want[0] * scale} after cropping to a multiple of {scale}), which needs "
+                       f"LR {want[1]}x{want[0]} at ×{scale}; pair each HR image with its own LR image")
 
 
 def degrade_folder(input_dir: str | os.PathLike, output_dir: str | os.PathLike, kernel: np.ndarray, scale: int,

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from adl.degradation import crop_to_scale
+from adl.degradation import check_pair, crop_to_scale
 from adl.errors import AdlError
 from adl.imageio import read_image
 from adl.kernels import default_kernel_size, fits_scale
@@ -168,13 +168,7 @@ def retrieve_from_pairs(
         for hr_path, lr_path in chosen:
             full_hr = crop_to_scale(read_image(hr_path), scale)
             lr = read_image(lr_path)
-            expected = (full_hr.shape[0] // scale, full_hr.shape[1] // scale)
-            if lr.shape[:2] != expected:
-                raise AdlError(
-                    f"{lr_path}: LR size {lr.shape[1]}x{lr.shape[0]} does not match HR {hr_path} "
-                    f"({full_hr.shape[1]}x{full_hr.shape[0]} after cropping to a multiple of {scale}), "
-                    f"which needs LR {expected[1]}x{expected[0]} at x{scale}; pair each HR image with its own LR image"
-                )
+            check_pair(full_hr, lr, scale, hr_path, lr_path)
             hr = _crop_hr(full_hr, crop, scale)
             lr = lr[: hr.shape[0] // scale, : hr.shape[1] // scale]
             yield _unit_tensor(hr, device), _unit_tensor(lr, device)
