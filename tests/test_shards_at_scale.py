@@ -384,7 +384,7 @@ def test_compression_is_applied_recorded_and_verified(world, tmp_path, capsys, c
 
 
 def test_bad_gzip_level(world, tmp_path, capsys):
-    assert_one_error(capsys, generate(world, tmp_path / "x", "--gzip-level", "10"), "--gzip-level 10", code=2)
+    assert_one_error(capsys, generate(world, tmp_path / "x", "--gzip-level", "10"), "--gzip-level: 10 is not an integer 0 to 9", code=2)
 
 
 # -- 6. readers -------------------------------------------------------------------------------------
