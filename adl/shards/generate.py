@@ -112,8 +112,9 @@ def _generate(o: GenerateOptions, backend) -> dict:
     if o.format in ("png", "lmdb"):  # pairs are named by stem: a.png and a.jpg would write, and list, the same pair
         require_unique_stems(paths, "--hr")
     if o.format == "lmdb":
-        from adl.shards.lmdb_pairs import check_keys
+        from adl.shards.lmdb_pairs import check_keys, require_lmdb
 
+        require_lmdb()
         check_keys(paths)
     out = Path(o.output)
     # Options that change the samples are recorded; a resume must repeat them. The device, thread

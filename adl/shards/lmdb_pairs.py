@@ -61,6 +61,14 @@ def remove_staging(out: Path) -> None:
         shutil.rmtree(out / STAGING)
 
 
+def require_lmdb() -> None:
+    """Before any work: the lmdb package is an extra."""
+    import importlib.util
+
+    if importlib.util.find_spec("lmdb") is None:
+        raise AdlError("--format lmdb: the lmdb package is not installed; pip install 'adl[lmdb]'")
+
+
 def check_keys(paths: list[Path]) -> None:
     """BasicSR reads an LMDB key as the meta_info line up to its first '.', so a stem may hold no dot or space."""
     for p in paths:
