@@ -165,7 +165,7 @@ def train(options_file: str, basicsr_args: list[str]) -> None:
 
     path = Path(options_file).expanduser()
     if not path.is_file():
-        raise AdlError(f"-opt {options_file}: no such file; give a BasicSR options file (examples/basicsr_edsr.yml)")
+        raise AdlError(f"-opt {options_file}: no such file; give a BasicSR options file (e.g. examples/basicsr_edsr_x2.yml)")
     argv = sys.argv
     # BasicSR's parse_options reads sys.argv itself: give it exactly what its own train.py would get.
     sys.argv = ["basicsr-train", "-opt", str(path), *basicsr_args]
