@@ -48,6 +48,9 @@ def locked_folder(folder: str | os.PathLike, option: str = "--output"):
     except OSError as exc:
         raise AdlError(f"{option} {folder}: cannot lock it ({exc.strerror}); check its permissions") from None
     finished = False
+    # A holder killed while writing its pid leaves that write's temporary; only a holder could write one.
+    for stale in folder.glob(f".{PID_FILE}.*.part*"):
+        stale.unlink(missing_ok=True)
     try:
         write_text(pid_path, f"{os.getpid()}\n")
         yield folder

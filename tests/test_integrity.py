@@ -391,3 +391,104 @@ def test_after_removing_a_bad_file_the_message_says_restart_and_restart_works(ti
     assert code == 0, err
     assert (out / "manifest.json").read_bytes() == (tiny["ref"] / "manifest.json").read_bytes()
     assert same_payload(out, tiny["ref"]) and leftovers(out) == []
+
+
+# -- 5. --format lmdb (issue 18): the same promises ---------------------------------------------------
+LMDB = ["--format", "lmdb"]
+
+
+@pytest.fixture(scope="module")
+def lmdb_ref(tiny) -> Path:
+    out = tiny["root"] / "lmdb_ref"
+    assert main(["-q", *gen(tiny["model"], tiny["hr"], out), *LMDB]) == 0
+    return out
+
+
+def lmdb_record(folder: Path) -> dict:
+    return json.loads((Path(folder) / "manifest.json").read_text())["lmdb"]
+
+
+def test_lmdb_layout_is_basicsrs_and_deterministic(tiny, lmdb_ref, tmp_path, capsys):
+    for side, shape in (("hr", "(16,16,3)"), ("lr", "(8,8,3)")):
+        assert sorted(p.name for p in (lmdb_ref / f"{side}.lmdb").iterdir()) == ["data.mdb", "lock.mdb", "meta_info.txt"]
+        lines = (lmdb_ref / f"{side}.lmdb" / "meta_info.txt").read_text().splitlines()
+        assert len(lines) == SAMPLES and lines[0] == f"00_astronaut_000.png {shape} 1"
+    names = sorted(p.name for p in lmdb_ref.iterdir() if p.name not in (".adl.lock", ".adl.lock.pid"))
+    assert names == ["generate.json", "hr.lmdb", "lr.lmdb", "manifest.json"]  # the staged shards are gone
+    import lmdb
+
+    env = lmdb.open(str(lmdb_ref / "hr.lmdb"), readonly=True, lock=False)
+    with env.begin() as txn:
+        from PIL import Image
+        import io
+
+        first = np.asarray(Image.open(io.BytesIO(txn.get(b"00_astronaut_000"))))
+    env.close()
+    assert np.array_equal(first, payload(tiny["ref"])["hr"][0])
+    again = tmp_path / "again"
+    assert run_cli(capsys, [*gen(tiny["model"], tiny["hr"], again), *LMDB])[0] == 0
+    assert lmdb_record(again) == lmdb_record(lmdb_ref)  # same bytes (sha256) on both sides
+    code, stdout, _ = run_cli(capsys, ["verify-shards", lmdb_ref])
+    assert code == 0 and "24 LMDB pair(s)" in stdout
+
+
+def test_lmdb_damage_is_caught_and_a_rerun_repairs_it(tiny, lmdb_ref, tmp_path, capsys):
+    out = shutil.copytree(lmdb_ref, tmp_path / "damaged")
+    flip_byte(out / "hr.lmdb" / "data.mdb", 0.6)
+    assert_one_error(capsys, ["verify-shards", out], out / "hr.lmdb" / "data.mdb", "sha256")
+    code, _, err = run_cli(capsys, [*gen(tiny["model"], tiny["hr"], out), *LMDB])
+    assert code == 0 and "generating the databases again" in err, err
+    assert lmdb_record(out) == lmdb_record(lmdb_ref) and run_cli(capsys, ["verify-shards", out])[0] == 0
+    (out / "lr.lmdb" / "meta_info.txt").write_text("")
+    assert_one_error(capsys, ["verify-shards", out], out / "lr.lmdb" / "meta_info.txt", "changed")
+
+
+def test_lmdb_parts_and_merge_are_refused_in_one_line(tiny, lmdb_ref, tmp_path, capsys):
+    assert_one_error(capsys, [*gen(tiny["model"], tiny["hr"], tmp_path / "p"), *LMDB, "--part", "1/2"],
+                     "--part 1/2", "--format lmdb", code=2)
+    assert_one_error(capsys, ["merge-shards", lmdb_ref, "--output", tmp_path / "m"], lmdb_ref, "not a part")
+
+
+def test_lmdb_refuses_names_basicsr_would_cut(tiny, tmp_path, capsys):
+    hr = shutil.copytree(tiny["hr"], tmp_path / "hr")
+    (hr / "00_astronaut.png").rename(hr / "00.astronaut.png")
+    assert_one_error(capsys, [*gen(tiny["model"], hr, tmp_path / "out"), *LMDB], "00.astronaut.png", "rename")
+
+
+LMDB_RUNS = 10
+
+
+def test_fault_injection_kill_damage_rerun_lmdb(tiny, lmdb_ref, tmp_path, capsys):
+    """As test_fault_injection_kill_damage_rerun, for --format lmdb: kills at random events (the staged
+    shards' datasets and renames, both databases' renames), then damage to a staged shard or a database."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    events = 2 * 2 + SHARDS * (4 + 2 + 2) + 2 * 2
+    faults = 0
+    for seed in range(LMDB_RUNS):
+        rng = np.random.default_rng(100 + seed)
+        out = tmp_path / f"run{seed}"
+        at = int(rng.integers(1, events + 1))
+        args = ["-q", *gen(tiny["model"], tiny["hr"], out), *LMDB, "--writers", "0"]
+        proc = subprocess.run([sys.executable, "-c", KILL_AT, str(at), *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == -signal.SIGKILL, (at, proc.stderr)
+        assert not (out / "manifest.json").exists()
+        victims = sorted((out / ".staging").glob("shard-*.h5")) + sorted(out.glob("*.lmdb/data.mdb"))
+        if seed % 2 and victims:
+            victim = victims[int(rng.integers(len(victims)))]
+            kind = ("flip", "truncate", "delete")[int(rng.integers(3))]
+            if kind == "flip":
+                flip_byte(victim, float(rng.uniform(0.05, 0.95)))
+            elif kind == "truncate":
+                victim.write_bytes(victim.read_bytes()[: int(rng.integers(victim.stat().st_size))])
+            else:
+                victim.unlink()
+            faults += 1
+        code, _, err = run_cli(capsys, args[1:])
+        assert code == 0, (seed, at, err)
+        assert run_cli(capsys, ["verify-shards", out])[0] == 0, seed
+        assert leftovers(out) == [] and not (out / ".staging").exists()
+        assert lmdb_record(out) == lmdb_record(lmdb_ref), (seed, at)
+        shutil.rmtree(out)
+    print(f"lmdb fault injection: {LMDB_RUNS} killed runs, {faults} damaged files, 0 mismatches")
+    assert faults >= LMDB_RUNS // 3

@@ -421,36 +421,6 @@ def test_the_documented_h5py_reader_reads_every_sample(world, monkeypatch):
     assert np.array_equal(np.stack(scope["lrs"]), truth["lr"]) and np.array_equal(np.stack(scope["hrs"]), truth["hr"])
 
 
-def test_the_documented_basicsr_registration(world, monkeypatch):
-    """BasicSR is not installed here: a registry with its interface (register() decorator, get(name), the
-    class called with the options dict, as basicsr.data.build_dataset does) stands in for it."""
-    import types
-
-    class Registry:
-        def __init__(self):
-            self.classes = {}
-
-        def register(self):
-            def add(cls):
-                self.classes[cls.__name__] = cls
-                return cls
-            return add
-
-        def get(self, name):
-            return self.classes[name]
-
-    registry = Registry()
-    modules = {"basicsr": types.ModuleType("basicsr"), "basicsr.utils": types.ModuleType("basicsr.utils"),
-               "basicsr.utils.registry": types.ModuleType("basicsr.utils.registry")}
-    modules["basicsr.utils.registry"].DATASET_REGISTRY = registry
-    for name, module in modules.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    exec(code_block("BasicSR's registry"), {})  # noqa: S102
-    opt = {"type": "AdlShardDataset", "dataroot": str(world["ref"]), "use_hflip": False, "use_rot": False}
-    dataset = registry.get(opt["type"])(opt)
-    assert len(dataset) == SAMPLES and set(dataset[0]) == {"lq", "gt", "lq_path", "gt_path"}
-
-
 def test_shard_bytes_takes_sizes_with_units(world, tmp_path, capsys):
     import argparse
 

@@ -1,6 +1,8 @@
-"""The shard stage's subcommands: generate, verify-shards, merge-shards."""
+"""The shard stage's subcommands: generate, verify-shards, merge-shards, basicsr-train."""
 
 from __future__ import annotations
+
+import argparse
 
 
 def cmd_generate(args) -> None:
@@ -19,6 +21,8 @@ def cmd_verify_shards(args) -> None:
     manifest = verify_shards(args.shard_dir)
     if manifest["options"]["format"] == "png":
         print(f"{args.shard_dir}: {manifest['total_samples']} PNG pair(s), all valid")
+    elif manifest["options"]["format"] == "lmdb":
+        print(f"{args.shard_dir}: {manifest['total_samples']} LMDB pair(s) in hr.lmdb and lr.lmdb, all valid")
     else:
         print(f"{args.shard_dir}: {len(manifest['shards'])} shard(s), {manifest['total_samples']} samples, all valid")
 
@@ -29,6 +33,12 @@ def cmd_merge_shards(args) -> None:
     manifest = merge_shards(args.parts, args.output, move=args.move)
     print(f"{args.output}: {len(manifest['shards'])} shard(s), {manifest['total_samples']} samples from "
           f"{len(args.parts)} part(s)")
+
+
+def cmd_basicsr_train(args) -> None:
+    from adl.shards.basicsr import train
+
+    train(args.opt, args.basicsr_args)
 
 
 def register(sub) -> None:
@@ -46,3 +56,9 @@ def register(sub) -> None:
     p.add_argument("--move", action="store_true",
                    help="move the shard files instead of hard-linking them (the parts are emptied)")
     p.set_defaults(func=cmd_merge_shards)
+
+    p = sub.add_parser("basicsr-train", help="train with BasicSR on an options file (adl's AdlShardDataset registered)")
+    p.add_argument("-opt", required=True, metavar="OPTIONS_YML", help="BasicSR options file; experiments/ is made here")
+    p.add_argument("basicsr_args", nargs=argparse.REMAINDER, metavar="...",
+                   help="passed to BasicSR's own parser: --auto_resume, --debug, --force_yml KEY=VALUE ...")
+    p.set_defaults(func=cmd_basicsr_train)

@@ -222,6 +222,11 @@ def verify_shards(shard_dir: str | Path) -> dict:
 
         verify_png_pairs(folder, manifest)
         return manifest
+    if manifest["options"]["format"] == "lmdb":
+        from adl.shards.lmdb_pairs import verify_lmdb_pairs
+
+        verify_lmdb_pairs(folder, manifest)
+        return manifest
     listed = {e["file"] for e in manifest["shards"]}
     if len(listed) != len(manifest["shards"]):
         raise AdlError(f"{folder / MANIFEST}: lists a shard twice; regenerate the folder")

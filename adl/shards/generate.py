@@ -63,20 +63,6 @@ log = logging.getLogger(__name__)
 PATCH_STREAM = 4
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # -- sampling ---------------------------------------------------------------------------------------
 def patch_offsets(image_index: int, lr_shape: tuple[int, int], lr_patch: int, count: int, seed: int) -> np.ndarray:
     """LR top-left corners of the patches of one image (HR offsets are these × scale)."""
@@ -105,16 +91,6 @@ def _decoded(paths, workers: int):
             yield path, future.result()
 
 
-
-
-
-
-
-
-
-
-
-
 def generate(o: GenerateOptions) -> dict:
     o.check()
     backend = open_backend(o.model, o.backend, o.device, o.scale, o.precision, o.compile)
@@ -133,8 +109,13 @@ def _generate(o: GenerateOptions, backend) -> dict:
     skipped: list[dict] = []
     if o.on_error == "skip":
         paths, skipped = _usable_images(o, s, paths)
-    if o.format == "png":  # pairs are named by stem: a.png and a.jpg would write, and list, the same pair
+    if o.format in ("png", "lmdb"):  # pairs are named by stem: a.png and a.jpg would write, and list, the same pair
         require_unique_stems(paths, "--hr")
+    if o.format == "lmdb":
+        from adl.shards.lmdb_pairs import check_keys, require_lmdb
+
+        require_lmdb()
+        check_keys(paths)
     out = Path(o.output)
     # Options that change the samples are recorded; a resume must repeat them. The device, thread
     # and process counts and compilation do not change them.
@@ -173,13 +154,17 @@ def _generate(o: GenerateOptions, backend) -> dict:
         manifest["skipped"] = skipped
     if o.format == "png":
         manifest.update(_generate_png(o, backend, paths, out))
+    elif o.format == "lmdb":
+        manifest.update(_generate_lmdb(o, backend, paths, out, model_sha, options["shard_size"], options_key(record)))
     else:
         manifest["compression"] = compression_record(o.compression, o.gzip_level)
         manifest.update(_generate_shards(o, backend, paths, out, model_sha, options["shard_size"], options_key(record)))
     write_manifest(out, manifest)
+    if o.format == "lmdb":
+        from adl.shards.lmdb_pairs import remove_staging
+
+        remove_staging(out)
     return manifest
-
-
 
 
 def _usable_images(o: GenerateOptions, s: int, paths: list[Path]) -> tuple[list[Path], list[dict]]:
@@ -267,10 +252,6 @@ def _cut(o: GenerateOptions, index: int, path: Path, hr: np.ndarray, lr: np.ndar
         yield (s * y, s * x), hr[s * y : s * (y + q), s * x : s * (x + q)], lr[y : y + q, x : x + q]
 
 
-
-
-
-
 def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, model_sha: str,
                      shard_size: int, key: str) -> dict:
     s, n = backend.scale, o.patches_per_image
@@ -338,3 +319,20 @@ def _generate_png(o: GenerateOptions, backend, paths: list[Path], out: Path) -> 
     # BasicSR's paired-folder meta file: one GT name and shape per line.
     write_text(out / "meta_info.txt", "".join(f"{n} ({h},{w},3)\n" for n, (h, w, _) in names))
     return {"pairs": len(names), "meta_info": "meta_info.txt", "total_samples": len(names), "shards": []}
+
+
+def _generate_lmdb(o: GenerateOptions, backend, paths: list[Path], out: Path, model_sha: str, shard_size: int,
+                   key: str) -> dict:
+    """Shards first, with their records and resume rules, then both databases from them (adl.shards.lmdb_pairs)."""
+    from adl.shards.lmdb_pairs import STAGING, remove_databases, write_databases
+
+    staging = out / STAGING
+    staging.mkdir(exist_ok=True)
+    remove_stale_temporaries(staging)
+    remove_databases(out)  # unfinished: they are written again from the shards
+    # Uncompressed: the staged shards are read back once, on this machine, and then removed.
+    staged = _generate_shards(dataclasses.replace(o, compression="none"), backend, paths, staging, model_sha,
+                              shard_size, key)
+    entry = write_databases(out, [staging / e["file"] for e in staged["shards"]], o.patches_per_image)
+    n = staged["total_samples"]
+    return {"lmdb": entry, "pairs": n, "meta_info": "meta_info.txt", "total_samples": n, "shards": []}

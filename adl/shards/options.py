@@ -18,7 +18,7 @@ from adl.shards.backends import BACKENDS
 from adl.shards.format import COMPRESSION, COMPRESSION_LEVEL, COMPRESSIONS
 from adl.shards.parts import parse_part
 
-FORMATS = ("h5", "png")
+FORMATS = ("h5", "png", "lmdb")
 
 
 ON_ERROR = ("stop", "skip")
@@ -47,7 +47,7 @@ class GenerateOptions:
     device: str = option("auto", DEVICE_HELP, parse=device_name)
     workers: int = option(0, "decoding threads; 0: one per usable CPU, at most 8", minimum=0)
     seed: int = option(0, "seed of the patch positions")
-    format: str = option("h5", "h5: HDF5 shards (docs/shards.md); png: BasicSR paired folders", choices=FORMATS)
+    format: str = option("h5", "h5: HDF5 shards (docs/shards.md); png: BasicSR paired folders; lmdb: BasicSR's LMDB pair", choices=FORMATS)
     precision: str = option("auto", "torch backend: fp32 on CPU, fp16 and torch.compile on CUDA (docs/performance.md)",
                             choices=INFER_PRECISIONS)
     compile: str = option("auto", COMPILE_HELP, choices=COMPILE_CHOICES)
@@ -68,5 +68,5 @@ class GenerateOptions:
         if self.part is not None:
             parse_part(self.part)
         if self.part is not None and self.format != "h5":
-            raise UsageError(f"--part {self.part}: parts split HDF5 shards; PNG folders (--format png) are written by "
-                             f"one run")
+            raise UsageError(f"--part {self.part}: parts split HDF5 shards; --format {self.format} output is written "
+                             f"by one run")

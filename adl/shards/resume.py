@@ -68,6 +68,10 @@ def discard_generation(out: Path) -> None:
     removed = [path for pattern in patterns for path in out.glob(pattern)]
     for path in removed:
         path.unlink(missing_ok=True)
+    from adl.shards.lmdb_pairs import remove_databases, remove_staging
+
+    remove_databases(out)
+    remove_staging(out)
     for side in ("hr", "lr"):
         if (out / side).is_dir() and not any((out / side).iterdir()):
             (out / side).rmdir()
@@ -75,7 +79,8 @@ def discard_generation(out: Path) -> None:
 
 
 def has_output(out: Path) -> bool:
-    return any(out.glob("shard-*.h5")) or any(out.glob("hr/*.png")) or any(out.glob("lr/*.png"))
+    lmdb = any(out.glob("*.lmdb")) or any(out.glob(".staging/shard-*.h5"))
+    return any(out.glob("shard-*.h5")) or any(out.glob("hr/*.png")) or any(out.glob("lr/*.png")) or lmdb
 
 
 def remove_stale_temporaries(out: Path) -> None:
@@ -95,6 +100,8 @@ def still_complete(out: Path, format: str, record: dict) -> bool:
     if manifest_problems(manifest):
         log.warning("%s: not a valid manifest; finishing the generation again", out / MANIFEST)
         return False
+    if format == "lmdb":
+        return _lmdb_still_complete(out, manifest)
     if format != "h5" or manifest["format_version"] != FORMAT_VERSION:
         return True  # format 1 folders have no records to check against; verify-shards still checks them
     sizes = {int(entry["file"][len("shard-"):-len(".h5")]): entry["samples"] for entry in manifest["shards"]}
@@ -118,3 +125,17 @@ def finished_shards(out: Path, sizes: dict[int, int], key: str) -> dict[int, dic
         path.unlink()
         record_path(path).unlink(missing_ok=True)
     return done
+
+
+def _lmdb_still_complete(out: Path, manifest: dict) -> bool:
+    """Both databases as the manifest recorded them; otherwise they are removed and written again (with the
+    staged shards gone, that means generating every pair again: nothing damaged is adopted)."""
+    from adl.shards.lmdb_pairs import damaged, remove_databases, remove_staging
+
+    why = damaged(out, manifest)
+    if why:
+        log.warning("%s; generating the databases again", why)
+        remove_databases(out)
+        return False
+    remove_staging(out)  # killed after the manifest, before the staged shards were removed
+    return True
