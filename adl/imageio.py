@@ -84,6 +84,16 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return np.array(arr, dtype=np.uint8, order="C", copy=True)
 
 
+def image_pixels(path: str | os.PathLike) -> int:
+    """Width × height from the file's header, without decoding; 0 for a file that cannot be read
+    (read_image names the problem when the image's turn comes)."""
+    try:
+        with Image.open(path) as img:
+            return img.size[0] * img.size[1]
+    except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError):
+        return 0
+
+
 def crop_to_scale(image: np.ndarray, scale: int) -> np.ndarray:
     """Crop an HxWx3 image at the bottom/right to a multiple of ``scale``."""
     h, w = image.shape[:2]

@@ -698,3 +698,69 @@ def test_settings_may_change_after_a_run_that_generated_nothing(tmp_path, capsys
     assert main([*base, "--patch", "32"]) == 0
     assert json.loads((out / "generate.json").read_text())["options"]["patch"] == 32
     assert main([*base, "--patch", "16"]) == 1  # now shards exist: a change is refused
+
+
+# -- issue 20: memory --------------------------------------------------------------------------------
+@pytest.mark.parametrize("scale", [2, 4])
+def test_lean_onnx_memory_settings_change_no_pixel(world, scale):
+    """The backend's session (no memory pattern, an arena that grows by what is asked) allocates
+    differently from ONNX Runtime's defaults and must compute the very same bits, across sizes."""
+    from adl.shards.backends import OnnxBackend
+
+    backend = OnnxBackend(str(world["onnx"][scale]), None, "cpu", streams=1)
+    plain = ort.InferenceSession(str(world["onnx"][scale]), providers=["CPUExecutionProvider"])
+    try:
+        for path in sorted(world["hr"].iterdir())[:3]:  # three sizes, each cropped to a multiple of ×4
+            hr = read_image(path)
+            hr = hr[: hr.shape[0] // 4 * 4, : hr.shape[1] // 4 * 4]
+            x = np.ascontiguousarray(hr.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255.0)
+            y = plain.run(None, {plain.get_inputs()[0].name: x})[0][0] * np.float32(255.0)
+            want = np.clip(np.round(y), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+            assert np.array_equal(backend.downsample(hr), want), path.name
+    finally:
+        backend.close()
+
+
+def test_max_memory_changes_no_sample_and_a_rerun_under_another_resumes(world, tmp_path, capsys):
+    """A budget that allows one image at a time (not two) writes the reference's very bytes, records
+    nothing of itself, and a folder written under one budget is complete under another."""
+    from adl.downsampler.memory import estimate, images_in_flight
+    from adl.imageio import image_pixels
+
+    largest = max(image_pixels(p) for p in world["hr"].iterdir())
+    budget = estimate("onnxruntime", largest, 1, read_ahead=4)  # --workers 2 reads 4 ahead
+    assert images_in_flight("onnxruntime", budget, largest, 4, wanted=2) == 1
+    out = tmp_path / "one"
+    assert main(["-q", *gen_args(world["onnx"][2], world["hr"], out, "--max-memory", budget)]) == 0
+    ref = world["ref"]
+    assert shard_files(out) == shard_files(ref)
+    for name in [*shard_files(ref), "manifest.json", "generate.json"]:
+        assert (out / name).read_bytes() == (ref / name).read_bytes(), name
+    code, _, err = run_cli(capsys, gen_args(world["onnx"][2], world["hr"], out, "--max-memory", "8G"))
+    assert code == 0 and "already complete" in err, err
+
+
+@pytest.mark.parametrize("on_error", ["stop", "skip"])
+def test_max_memory_too_small_for_an_image(world, tmp_path, capsys, on_error):
+    from adl.downsampler.memory import estimate
+
+    budget = estimate("onnxruntime", 64 * 80, 1, read_ahead=4)  # the 64x80 crops fit, 72x88 and 70x84 do not
+    out = tmp_path / "out"
+    args = gen_args(world["onnx"][2], world["hr"], out, "--max-memory", budget, "--on-error", on_error)
+    if on_error == "stop":
+        line = assert_one_error(capsys, args, world["hr"] / "00_astronaut.png", "--max-memory")
+        assert "88x72" in line and "InstanceNorm" in line
+        assert not (out / "manifest.json").exists()
+        return
+    assert main(["-q", *args]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(s["file"] for s in manifest["skipped"]) == sorted(
+        p.name for p in world["hr"].iterdir() if not p.name.startswith(("01_", "04_", "07_", "10_")))
+    assert all("--max-memory" in s["reason"] for s in manifest["skipped"])
+
+
+def test_generate_max_memory_below_the_fixed_cost_is_a_usage_error(world, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert_one_error(capsys, gen_args(world["onnx"][2], world["hr"], out, "--max-memory", "100M"),
+                     "--max-memory 100 MiB", code=2)
+    assert not out.exists()

@@ -92,8 +92,12 @@ def load_downsampler(path: str | Path, device: torch.device, option: str = "--ch
 
 
 def downsample_folder(checkpoint: str | os.PathLike, input_dir: str | os.PathLike, output_dir: str | os.PathLike,
-                      scale: int | None, device: torch.device) -> int:
-    """G(HR) of every image of a folder (at the run's scale unless ``scale``), as PNG under the same names."""
+                      scale: int | None, device: torch.device, max_memory: int | None = None) -> int:
+    """G(HR) of every image of a folder (at the run's scale unless ``scale``), as PNG under the same names.
+
+    On CPU, an image that alone would take G past ``max_memory`` bytes (default: half the physical
+    memory) is refused before it runs (adl.downsampler.memory)."""
+    from adl.downsampler.memory import check_budget, check_image, default_budget
     from adl.imageio import (
         list_images,
         read_image,
@@ -103,6 +107,8 @@ def downsample_folder(checkpoint: str | os.PathLike, input_dir: str | os.PathLik
     )
     from adl.progress import progress
 
+    budget = max_memory or default_budget()
+    check_budget("torch", budget)
     model, config = load_downsampler(checkpoint, device)
     scale = scale or config["scale"]
     paths = require_unique_stems(list_images(input_dir, what="--input"), "--input")
@@ -111,6 +117,8 @@ def downsample_folder(checkpoint: str | os.PathLike, input_dir: str | os.PathLik
     for path in progress(paths, desc=f"downsample ×{scale}", unit="img"):
         image = read_image(path)
         with naming(path):
+            if device.type == "cpu":  # a GPU's memory is another matter
+                check_image("torch", budget, image.shape[0], image.shape[1])
             lr = downsample_image(model, image, scale, device)
         write_png(out / f"{path.stem}.png", lr)
     return len(paths)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from adl.choices import RETRIEVAL_IMAGES
 from adl.command import device_option, scale
-from adl.options import positive_int
+from adl.options import byte_size, positive_int
 
 
 def cmd_train_downsampler(args) -> None:
@@ -29,7 +29,8 @@ def cmd_downsample(args) -> None:
     from adl.device import resolve_device
     from adl.downsampler.apply import downsample_folder
 
-    count = downsample_folder(args.checkpoint, args.input, args.output, args.scale, resolve_device(args.device))
+    count = downsample_folder(args.checkpoint, args.input, args.output, args.scale, resolve_device(args.device),
+                              args.max_memory)
     print(f"wrote {count} image(s) to {args.output}")
 
 
@@ -68,6 +69,9 @@ def register(sub) -> None:
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--scale", type=scale, help="2, or 4 to apply the ×2 model twice (default: the run's scale)")
+    p.add_argument("--max-memory", type=byte_size, metavar="BYTES",
+                   help="host memory G may use, e.g. 2G: a larger image is refused before it runs "
+                        "(default: half the physical memory; docs/performance.md)")
     device_option(p)
     p.set_defaults(func=cmd_downsample)
 

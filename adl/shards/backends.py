@@ -79,6 +79,27 @@ class TorchBackend:
         pass
 
 
+_ENV_ARENA: list[bool] = []  # whether this process registered its CPU arena with ONNX Runtime
+
+
+def _lean_cpu_memory(ort, options) -> None:
+    """ONNX Runtime's CPU arena grows by powers of two and, with the memory pattern on, keeps a
+    second planned block beside the first run's chunks: a 1020x680 image peaked at 2.8 GB where it
+    needs 1.3 GB (docs/performance.md, "Generation memory"). Without the pattern, an arena that
+    grows by what is asked is reused from the second image on (no page faults, same speed).
+    Allocation only: the results are bit-identical (tests/test_memory.py)."""
+    options.enable_mem_pattern = False
+    if not _ENV_ARENA:
+        info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+        try:
+            ort.create_and_register_allocator(info, ort.OrtArenaCfg({"arena_extend_strategy": 1}))  # kSameAsRequested
+            _ENV_ARENA.append(True)
+        except Exception:  # an older ONNX Runtime, or one registered already: keep the session's own arena
+            _ENV_ARENA.append(False)
+    if _ENV_ARENA[0]:
+        options.add_session_config_entry("session.use_env_allocators", "1")
+
+
 def onnx_session(path: str, device_name: str, threads: int = 0):
     """An ONNX Runtime session on CUDA when it really runs there, else on CPU; ``cuda`` must be CUDA.
 
@@ -93,6 +114,7 @@ def onnx_session(path: str, device_name: str, threads: int = 0):
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = threads
+    _lean_cpu_memory(ort, options)
     wants_cuda = device_name in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
     providers = (["CUDAExecutionProvider"] if wants_cuda else []) + ["CPUExecutionProvider"]
     try:
@@ -109,17 +131,18 @@ def onnx_session(path: str, device_name: str, threads: int = 0):
 
 
 class OnnxBackend:
-    """The exported fp32 graph. On CPU, two images run at once, each on half the cores: the
-    memory-bound layers of one (padding, InstanceNorm, layout reorders) overlap the other's
-    convolutions, 10 % more images per second than one image on all cores (docs/performance.md)."""
+    """The exported fp32 graph. On CPU, two images run at once, each on half the cores, when two
+    fit the memory budget (``streams``): the memory-bound layers of one (padding, InstanceNorm,
+    layout reorders) overlap the other's convolutions, 10 % more images per second than one image
+    on all cores (docs/performance.md), for twice the memory."""
 
     name = "onnxruntime"
     precision = "fp32"
 
-    def __init__(self, path: str, scale: int | None, device_name: str):
+    def __init__(self, path: str, scale: int | None, device_name: str, streams: int = 2):
         self.path = path
         cpus = usable_cpus()
-        streams = 2 if device_name != "cuda" and cpus >= 2 else 1
+        streams = min(streams, 2) if device_name != "cuda" and cpus >= 2 else 1
         self.session, self.provider = onnx_session(path, device_name, threads=max(1, cpus // streams))
         if self.provider != "CPUExecutionProvider":
             streams = 1
@@ -162,8 +185,15 @@ class OnnxBackend:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def backend_name(model: str, backend: str) -> str:
+    """The backend ``auto`` resolves to for this model (checked further by open_backend)."""
+    if backend != "auto":
+        return backend
+    return "onnxruntime" if Path(model).suffix.lower() == ".onnx" else "torch"
+
+
 def open_backend(model: str, backend: str, device: str, scale: int | None, precision: str = "auto",
-                 compile: str = "auto"):
+                 compile: str = "auto", streams: int = 2):
     if backend not in BACKENDS:
         raise AdlError(f"--backend {backend}: choose from {', '.join(BACKENDS)}")
     is_onnx = Path(model).suffix.lower() == ".onnx"
@@ -180,5 +210,5 @@ def open_backend(model: str, backend: str, device: str, scale: int | None, preci
             flag = f"--precision {precision}" if precision not in ("auto", "fp32") else f"--compile {compile}"
             raise AdlError(f"{flag}: the onnxruntime backend runs the exported fp32 graph as it is; "
                            f"use --backend torch with a checkpoint for this lever")
-        return OnnxBackend(model, scale, device)
+        return OnnxBackend(model, scale, device, streams)
     return TorchBackend(model, scale, device, precision, compile)

@@ -27,11 +27,11 @@ import numpy as np
 
 import adl
 from adl.atomic import file_sha256, write_text
-from adl.errors import AdlError, UsageError
+from adl.errors import AdlError, UsageError, naming
 from adl.image_lists import resolve_images
 from adl.imageio import read_image, require_unique_stems, write_png
 from adl.progress import progress
-from adl.shards.backends import open_backend, usable_cpus
+from adl.shards.backends import backend_name, open_backend, usable_cpus
 from adl.shards.format import (
     COMPRESSION,
     COMPRESSION_LEVEL,
@@ -93,11 +93,41 @@ def _decoded(paths, workers: int):
 
 def generate(o: GenerateOptions) -> dict:
     o.check()
-    backend = open_backend(o.model, o.backend, o.device, o.scale, o.precision, o.compile)
+    backend = open_backend(o.model, o.backend, o.device, o.scale, o.precision, o.compile, _streams(o))
     try:
         return _generate(o, backend)
     finally:
         backend.close()
+
+
+def _read_ahead(o: GenerateOptions) -> int:
+    """Decoded images that can wait for G: _decoded's bound."""
+    return 2 * (o.workers or min(8, usable_cpus()))
+
+
+def _streams(o: GenerateOptions) -> int:
+    """Two images in G at once (ONNX Runtime on CPU) only if two of the largest fit --max-memory."""
+    from adl.downsampler.memory import check_budget, default_budget, images_in_flight
+    from adl.imageio import image_pixels
+
+    name = backend_name(o.model, o.backend)
+    if name not in ("onnxruntime", "torch"):
+        return 1  # open_backend names the problem
+    budget = o.max_memory or default_budget()
+    check_budget(name, budget)
+    if name != "onnxruntime":
+        return 1
+    largest = max((image_pixels(p) for p in resolve_images(o.hr, what="--hr")), default=0)
+    return images_in_flight(name, budget, largest, _read_ahead(o), wanted=2)
+
+
+def _check_memory(o: GenerateOptions, backend, path: Path, h: int, w: int) -> None:
+    """An image that alone would take G past --max-memory is refused (or skipped) before it runs."""
+    from adl.downsampler.memory import check_image, default_budget
+
+    if backend.provider in ("CPUExecutionProvider", "torch:cpu"):  # a GPU's memory is another matter
+        with naming(path):
+            check_image(backend.name, o.max_memory or default_budget(), h, w, _read_ahead(o))
 
 
 def _generate(o: GenerateOptions, backend) -> dict:
@@ -108,7 +138,7 @@ def _generate(o: GenerateOptions, backend) -> dict:
     paths = resolve_images(o.hr, what="--hr")
     skipped: list[dict] = []
     if o.on_error == "skip":
-        paths, skipped = _usable_images(o, s, paths)
+        paths, skipped = _usable_images(o, backend, paths)
     if o.format in ("png", "lmdb"):  # pairs are named by stem: a.png and a.jpg would write, and list, the same pair
         require_unique_stems(paths, "--hr")
     if o.format == "lmdb":
@@ -120,7 +150,7 @@ def _generate(o: GenerateOptions, backend) -> dict:
     # Options that change the samples are recorded; a resume must repeat them. The device, thread
     # and process counts and compilation do not change them.
     # The part is recorded apart from the options: every part of one generation has the same options.
-    speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile", "restart", "part")
+    speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile", "restart", "part", "max_memory")
     options = {k: v for k, v in dataclasses.asdict(o).items() if k not in speed_only}
     options.update(scale=s, backend=backend.name, precision=backend.precision)
     if o.on_error == "stop":  # the default changes nothing: records from before --on-error existed still match
@@ -167,12 +197,12 @@ def _generate(o: GenerateOptions, backend) -> dict:
     return manifest
 
 
-def _usable_images(o: GenerateOptions, s: int, paths: list[Path]) -> tuple[list[Path], list[dict]]:
+def _usable_images(o: GenerateOptions, backend, paths: list[Path]) -> tuple[list[Path], list[dict]]:
     """--on-error skip: a first pass decodes every image and sets aside those that fail, each with
     its reason, so that the sample layout (and so a resume) rests only on images that work."""
     def reason(path: Path) -> str | None:
         try:
-            _checked(o, s, path, read_image(path))
+            _checked(o, backend, path, read_image(path))
         except AdlError as exc:
             return str(exc)
         return None
@@ -191,10 +221,12 @@ def _usable_images(o: GenerateOptions, s: int, paths: list[Path]) -> tuple[list[
     return usable, skipped
 
 
-def _checked(o: GenerateOptions, s: int, path: Path, hr: np.ndarray) -> np.ndarray:
-    """HR cropped to a multiple of the scale, refusing (and naming) an image too small for the patch or G."""
+def _checked(o: GenerateOptions, backend, path: Path, hr: np.ndarray) -> np.ndarray:
+    """HR cropped to a multiple of the scale, refusing (and naming) an image too small for the patch
+    or G, or too large for --max-memory."""
     from adl.downsampler.scales import min_input_size
 
+    s = backend.scale
     h, w = hr.shape[0] - hr.shape[0] % s, hr.shape[1] - hr.shape[1] % s
     if not o.full_images and (h < o.patch or w < o.patch):
         raise AdlError(f"{path}: {hr.shape[1]}x{hr.shape[0]} is smaller than the {o.patch}x{o.patch} patch; "
@@ -203,6 +235,7 @@ def _checked(o: GenerateOptions, s: int, path: Path, hr: np.ndarray) -> np.ndarr
     if h < least or w < least:
         raise AdlError(f"{path}: {hr.shape[1]}x{hr.shape[0]} is smaller than {least}x{least}, the least G "
                        f"downsamples at ×{s}; remove the image")
+    _check_memory(o, backend, path, h, w)
     return hr[:h, :w]
 
 
@@ -210,7 +243,7 @@ def _downsampled(o: GenerateOptions, backend, images):
     """(index, path, hr, lr) in order, with up to ``backend.in_flight`` images inside G at once."""
     pending: deque = deque()
     for index, path, hr in images:
-        hr = _checked(o, backend.scale, path, hr)
+        hr = _checked(o, backend, path, hr)
         pending.append((index, path, hr, backend.submit(hr)))
         if len(pending) > backend.in_flight:
             index, path, hr, lr = pending.popleft()

@@ -45,6 +45,10 @@ class GenerateOptions:
     scale: int | None = option(None, "2 or 4 (default: the model's)", choices=SCALES)
     backend: str = option("auto", "auto: ONNX Runtime for a .onnx model, torch for a checkpoint", choices=BACKENDS)
     device: str = option("auto", DEVICE_HELP, parse=device_name)
+    max_memory: int | None = option(None, "host memory G may use, e.g. 2G: two images run at once only if both "
+                                          "fit, and an image that alone would not is refused (skipped with "
+                                          "--on-error skip); default: half the physical memory (docs/performance.md)",
+                                    parse=byte_size, metavar="BYTES")
     workers: int = option(0, "decoding threads; 0: one per usable CPU, at most 8", minimum=0)
     seed: int = option(0, "seed of the patch positions")
     format: str = option("h5", "h5: HDF5 shards (docs/shards.md); png: BasicSR paired folders; lmdb: BasicSR's LMDB pair", choices=FORMATS)
