@@ -153,3 +153,167 @@ def test_fitted_a_and_b_match_the_truth(sets):
 def test_same_inputs_give_the_same_model_file(sets, tmp_path):
     again = build_noise_model(sets["gauss"] / "noisy", sets["gauss"] / "denoised", tmp_path / "m.npz", 2, patch=16)
     assert again.sha256 == load_noise_model(sets["gauss"] / "model.npz").sha256
+
+
+# -- (d) noisy generation ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict:
+    """8 small HR photo crops, a width-4 G with fixed random weights, its ONNX export."""
+    from adl.downsampler.apply import CHECKPOINT_KIND
+    from adl.nets import Downsampler
+
+    root = tmp_path_factory.mktemp("noisy_generate")
+    for k, name in enumerate(("astronaut", "coffee", "chelsea", "rocket")):
+        image = getattr(data, name)()[..., :3]
+        for j in range(2):
+            write_png(root / "hr" / f"{2 * k + j:02d}_{name}.png", image[40 * j : 40 * j + 36, 30 * j : 30 * j + 40])
+    run = root / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    torch.save({"kind": CHECKPOINT_KIND, "config": {"width": 4, "scale": 2}, "G": Downsampler(4).state_dict()},
+               run / "checkpoint.pt")
+    assert main(["-q", "export", "--checkpoint", str(run), "--output", str(root / "g.onnx")]) == 0
+    return {"root": root, "hr": root / "hr", "run": run, "onnx": root / "g.onnx"}
+
+
+def gen(model, hr, out, *extra) -> list[str]:
+    return ["generate", "--model", str(model), "--hr", str(hr), "--output", str(out), *GEN, *map(str, extra)]
+
+
+def lr_payload(folder: Path) -> np.ndarray:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return np.concatenate([h5py.File(folder / e["file"], "r")["lr"][()] for e in manifest["shards"]])
+
+
+def shard_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("shard-*.h5"))}
+
+
+@pytest.mark.parametrize("mode", ["fit", "pool"])
+def test_noisy_generation_adds_the_models_noise_deterministically(sets, tiny, tmp_path, mode):
+    model = sets["gauss"] / "model.npz"
+    clean, noisy, again = tmp_path / "clean", tmp_path / "noisy", tmp_path / "again"
+    assert main(["-q", *gen(tiny["onnx"], tiny["hr"], clean)]) == 0
+    for out in (noisy, again):
+        assert main(["-q", *gen(tiny["onnx"], tiny["hr"], out, "--noise", model, "--noise-mode", mode)]) == 0
+    assert shard_bytes(noisy) == shard_bytes(again)  # same seed and index, same noise
+    diff = lr_payload(noisy).astype(np.float64) - lr_payload(clean)
+    # The model's level here is ~0.97 σ (test above); clipping at 0/255 in the photos lowers it a little.
+    assert 0.85 * SIGMA < diff.std() < 1.05 * SIGMA, diff.std()
+    manifest = json.loads((noisy / "manifest.json").read_text())
+    sha = load_noise_model(model).sha256
+    assert manifest["noise"]["sha256"] == sha and manifest["noise"]["mode"] == mode
+    assert json.loads((noisy / "generate.json").read_text())["noise"] == {"sha256": sha, "mode": mode}
+    assert main(["-q", "verify-shards", str(noisy)]) == 0
+
+
+def test_noisy_onnxruntime_and_torch_agree(sets, tiny, tmp_path):
+    model = sets["gauss"] / "model.npz"
+    by_ort, by_torch = tmp_path / "ort", tmp_path / "torch"
+    assert main(["-q", *gen(tiny["onnx"], tiny["hr"], by_ort, "--noise", model)]) == 0
+    assert main(["-q", *gen(tiny["run"], tiny["hr"], by_torch, "--noise", model, "--backend", "torch",
+                             "--device", "cpu")]) == 0
+    # Different noise would differ by ~σ√2 per value; the same noise leaves only G's float rounding.
+    diff = np.abs(lr_payload(by_ort).astype(np.int16) - lr_payload(by_torch))
+    assert diff.max() <= 1 and diff.mean() < 0.01, (diff.max(), diff.mean())
+
+
+SLOW_GENERATE = """
+import sys, time
+import adl.shards.backends as g
+call = g.OnnxBackend.downsample
+def slow(self, image):
+    time.sleep(0.3)
+    return call(self, image)
+g.OnnxBackend.downsample = slow
+from adl.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_noisy_generation_resumes_after_sigkill_bit_identically(sets, tiny, tmp_path, capsys):
+    extra = ["--noise", sets["sd"] / "model.npz", "--noise-mode", "pool"]
+    ref, out = tmp_path / "ref", tmp_path / "killed"
+    assert main(["-q", *gen(tiny["onnx"], tiny["hr"], ref, *extra)]) == 0
+    args = ["-q", *gen(tiny["onnx"], tiny["hr"], out, *extra)]
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_GENERATE, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.monotonic() + 60
+    while not (out.exists() and list(out.glob("shard-*.record.json"))):
+        assert proc.poll() is None, f"generation ended before the kill: {proc.communicate()}"
+        assert time.monotonic() < deadline, "no shard appeared"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL and not (out / "manifest.json").exists()
+    assert len(shard_bytes(out)) < len(shard_bytes(ref))
+    code, _, err = run_cli(capsys, args[1:])
+    assert code == 0, err
+    assert shard_bytes(out) == shard_bytes(ref)
+
+
+# -- (e) JPEG LR sets ----------------------------------------------------------------------------------
+def test_generated_lr_files_carry_the_lr_sets_tables(tiny, tmp_path, capsys):
+    jpegs = tmp_path / "lr_jpeg"
+    jpegs.mkdir()
+    photo = data.coffee()[:48, :64]
+    for k, quality in enumerate((70, 70, 70, 92)):  # a mixed set: the most common tables win
+        Image.fromarray(photo).save(jpegs / f"{k}.jpg", quality=quality)
+    with Image.open(jpegs / "0.jpg") as img:
+        wanted = {k: list(v) for k, v in img.quantization.items()}
+    out = tmp_path / "png"
+    assert main(["-q", *gen(tiny["onnx"], tiny["hr"], out, "--format", "png", "--jpeg-like", jpegs)]) == 0
+    files = sorted((out / "lr").iterdir())
+    assert len(files) == 16 and all(f.suffix == ".jpg" for f in files)
+    for f in files:
+        with Image.open(f) as img:
+            assert img.format == "JPEG" and {k: list(v) for k, v in img.quantization.items()} == wanted
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["jpeg"]["files"] == 3 and manifest["jpeg"]["jpeg_files"] == 4
+    assert run_cli(capsys, ["verify-shards", out])[0] == 0
+    # Shards store the LR pixels a reader of those JPEG files sees: not G's output as it was.
+    plain, shards = tmp_path / "plain", tmp_path / "shards"
+    assert main(["-q", *gen(tiny["onnx"], tiny["hr"], plain)]) == 0
+    assert main(["-q", *gen(tiny["onnx"], tiny["hr"], shards, "--jpeg-like", jpegs)]) == 0
+    assert not np.array_equal(lr_payload(plain), lr_payload(shards))
+    assert json.loads((shards / "manifest.json").read_text())["jpeg"]["tables_sha256"] == manifest["jpeg"]["tables_sha256"]
+
+
+# -- bad input: one line, non-zero exit ----------------------------------------------------------------
+def test_lr_set_too_textured_or_too_small_for_a_noise_model(sets, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    textured, small = tmp_path / "textured", tmp_path / "small"
+    for k in range(3):  # white noise of full range: no flat neighbourhood anywhere
+        write_png(textured / f"{k}.png", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    write_png(small / "00.png", read_image(sets["gauss"] / "noisy" / "00.png")[:20, :20])
+    for noisy in (textured, small):
+        assert main(["-q", "denoise", "--input", str(noisy), "--output", str(noisy) + "_d", "--method", "wavelet"]) == 0
+        assert_one_error(capsys, ["noise-model", "--noisy", noisy, "--clean", f"{noisy}_d", "--output",
+                                  tmp_path / "m.npz", "--scale", "2", "--patch", "16"], noisy, "too small or too textured")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_noise_model_for_another_scale_or_channel_count_or_damaged(sets, tiny, tmp_path, capsys):
+    model = load_noise_model(sets["gauss"] / "model.npz")
+    x4 = tmp_path / "x4.npz"
+    model.meta = {**model.meta, "scale": 4}
+    save_noise_model(model, x4)
+    assert_one_error(capsys, gen(tiny["onnx"], tiny["hr"], tmp_path / "a", "--noise", x4), x4, "×4", "--scale 2")
+    gray = tmp_path / "gray.npz"
+    model.meta = {**model.meta, "scale": 2, "channels": 1}
+    model.pool, model.a, model.b = model.pool[..., :1], model.a[:1], model.b[:1]
+    save_noise_model(model, gray)
+    assert_one_error(capsys, gen(tiny["onnx"], tiny["hr"], tmp_path / "b", "--noise", gray), gray, "channel")
+    raw = (sets["gauss"] / "model.npz").read_bytes()
+    for name, damaged in (("flipped", bytearray(raw)), ("truncated", raw[: len(raw) // 2]), ("text", b"hello")):
+        if name == "flipped":
+            damaged[len(raw) // 2] ^= 0xFF
+        bad = tmp_path / f"{name}.npz"
+        bad.write_bytes(bytes(damaged))
+        assert_one_error(capsys, gen(tiny["onnx"], tiny["hr"], tmp_path / name, "--noise", bad), bad, "adl noise-model")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "flipped").exists()
+
+
+def test_jpeg_like_without_jpegs_is_refused(sets, tiny, tmp_path, capsys):
+    assert_one_error(capsys, gen(tiny["onnx"], tiny["hr"], tmp_path / "o", "--jpeg-like", sets["clean"]),
+                     "--jpeg-like", "no JPEG")
