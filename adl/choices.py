@@ -35,3 +35,6 @@ COMPILE_HELP = "torch.compile the networks (auto: on CUDA with low precision; cu
 DISC_NORMS = ("none", "instance")
 # The downsampler network: "deep" is the paper's G; "linear" is one learnable kernel (a diagnostic).
 GENERATORS = ("deep", "linear")
+# Noisy LR sets (docs/noise.md): how `adl denoise` denoises them, and which noise model `generate --noise` samples.
+DENOISE_METHODS = ("bm3d", "nl-means", "wavelet")
+NOISE_MODES = ("fit", "pool")  # fit: variance = a·I + b per channel; pool: residual patches of the LR set

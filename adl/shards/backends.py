@@ -36,7 +36,8 @@ def usable_cpus() -> int:
 class TorchBackend:
     name = "torch"
 
-    def __init__(self, checkpoint: str, scale: int | None, device_name: str, precision: str, compile: str):
+    def __init__(self, checkpoint: str, scale: int | None, device_name: str, precision: str, compile: str,
+                 float_output: bool = False):
         from adl.device import resolve_device
         from adl.downsampler.apply import load_downsampler
         from adl.downsampler.scales import repetitions
@@ -52,6 +53,7 @@ class TorchBackend:
         self.provider = f"torch:{device}"
         self.cuda = device.type == "cuda"
         self.in_flight = 2 if self.cuda else 1  # the GPU works on one image while the host finishes another
+        self.float_output = float_output
 
     def submit(self, image: np.ndarray):
         import torch
@@ -64,7 +66,12 @@ class TorchBackend:
             source = source.pin_memory()  # lets the copy below run asynchronously
         x = self.fast.layout(image_tensor(source.to(self.fast.device, non_blocking=True)))
         with torch.inference_mode(), self.fast.autocast():
-            lr = uint8_image(apply_downsampler(self.run, x, self.scale))
+            y = apply_downsampler(self.run, x, self.scale)
+            if self.float_output:  # unrounded, in 8-bit levels: the host adds noise before rounding
+                done = cf.Future()
+                done.set_result(((y[0].float() + 1) * 127.5).permute(1, 2, 0).cpu().numpy())
+                return done
+            lr = uint8_image(y)
         if not self.cuda:
             done = cf.Future()
             done.set_result(lr.numpy())
@@ -139,8 +146,9 @@ class OnnxBackend:
     name = "onnxruntime"
     precision = "fp32"
 
-    def __init__(self, path: str, scale: int | None, device_name: str, streams: int = 2):
+    def __init__(self, path: str, scale: int | None, device_name: str, streams: int = 2, float_output: bool = False):
         self.path = path
+        self.float_output = float_output
         cpus = usable_cpus()
         streams = min(streams, 2) if device_name != "cuda" and cpus >= 2 else 1
         self.session, self.provider = onnx_session(path, device_name, threads=max(1, cpus // streams))
@@ -179,6 +187,8 @@ class OnnxBackend:
             raise AdlError(f"--model {self.path}: output of shape {y.shape} for input {x.shape}, expected {want}; "
                            f"not a ×{s} downsampler, export one with adl export")
         y *= 255.0
+        if self.float_output:  # unrounded, in 8-bit levels: the host adds noise before rounding
+            return np.ascontiguousarray(y[0].transpose(1, 2, 0))
         return np.clip(np.round(y[0], out=y[0]), 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
     def close(self) -> None:
@@ -193,7 +203,9 @@ def backend_name(model: str, backend: str) -> str:
 
 
 def open_backend(model: str, backend: str, device: str, scale: int | None, precision: str = "auto",
-                 compile: str = "auto", streams: int = 2):
+                 compile: str = "auto", streams: int = 2, float_output: bool = False):
+    """``streams``: ONNX Runtime images in flight (at most 2); ``float_output``: submit() results are
+    unrounded float32 LR in 8-bit levels, not uint8."""
     if backend not in BACKENDS:
         raise AdlError(f"--backend {backend}: choose from {', '.join(BACKENDS)}")
     is_onnx = Path(model).suffix.lower() == ".onnx"
@@ -210,5 +222,5 @@ def open_backend(model: str, backend: str, device: str, scale: int | None, preci
             flag = f"--precision {precision}" if precision not in ("auto", "fp32") else f"--compile {compile}"
             raise AdlError(f"{flag}: the onnxruntime backend runs the exported fp32 graph as it is; "
                            f"use --backend torch with a checkpoint for this lever")
-        return OnnxBackend(model, scale, device, streams)
-    return TorchBackend(model, scale, device, precision, compile)
+        return OnnxBackend(model, scale, device, streams, float_output)
+    return TorchBackend(model, scale, device, precision, compile, float_output)

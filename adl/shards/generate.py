@@ -32,6 +32,7 @@ from adl.image_lists import resolve_images
 from adl.imageio import read_image, require_unique_stems, write_png
 from adl.progress import progress
 from adl.shards.backends import backend_name, open_backend, usable_cpus
+from adl.shards.finish import Finisher
 from adl.shards.format import (
     COMPRESSION,
     COMPRESSION_LEVEL,
@@ -93,9 +94,12 @@ def _decoded(paths, workers: int):
 
 def generate(o: GenerateOptions) -> dict:
     o.check()
-    backend = open_backend(o.model, o.backend, o.device, o.scale, o.precision, o.compile, _streams(o))
+    finish = Finisher(o.noise, o.noise_mode, o.jpeg_like, o.seed)
+    backend = open_backend(o.model, o.backend, o.device, o.scale, o.precision, o.compile, _streams(o),
+                           finish.float_output)
     try:
-        return _generate(o, backend)
+        finish.check_scale(backend.scale)
+        return _generate(o, backend, finish)
     finally:
         backend.close()
 
@@ -130,7 +134,7 @@ def _check_memory(o: GenerateOptions, backend, path: Path, h: int, w: int) -> No
             check_image(backend.name, o.max_memory or default_budget(), h, w, _read_ahead(o))
 
 
-def _generate(o: GenerateOptions, backend) -> dict:
+def _generate(o: GenerateOptions, backend, finish: Finisher) -> dict:
     s = backend.scale
     if o.patch % s:
         raise UsageError(f"--patch {o.patch}: must be a multiple of the scale {s}")
@@ -150,11 +154,14 @@ def _generate(o: GenerateOptions, backend) -> dict:
     # Options that change the samples are recorded; a resume must repeat them. The device, thread
     # and process counts and compilation do not change them.
     # The part is recorded apart from the options: every part of one generation has the same options.
-    speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile", "restart", "part", "max_memory")
+    # The noise model and JPEG set are recorded by content (finish.record()), not by path.
+    speed_only = ("model", "hr", "output", "workers", "writers", "device", "compile", "restart", "part", "max_memory",
+                  "noise", "jpeg_like")
     options = {k: v for k, v in dataclasses.asdict(o).items() if k not in speed_only}
     options.update(scale=s, backend=backend.name, precision=backend.precision)
     if o.on_error == "stop":  # the default changes nothing: records from before --on-error existed still match
         del options["on_error"]
+    del options["noise_mode"]  # recorded with the model in finish.record(), only when there is noise
     if o.full_images:
         options["patch"] = options["patches_per_image"] = None
     if o.shard_bytes is not None and not o.full_images:
@@ -166,7 +173,7 @@ def _generate(o: GenerateOptions, backend) -> dict:
     for key, default in (("shard_bytes", None), ("compression", COMPRESSION), ("gzip_level", COMPRESSION_LEVEL)):
         if options[key] == default:
             del options[key]
-    record = {"model_sha256": model_sha, "hr": [p.name for p in paths], "options": options}
+    record = {"model_sha256": model_sha, "hr": [p.name for p in paths], "options": options, **finish.record()}
     if o.part is not None:
         record["part"] = list(parse_part(o.part))
     log.info("generating with %s (provider %s)", backend.name, backend.provider)
@@ -182,13 +189,16 @@ def _generate(o: GenerateOptions, backend) -> dict:
                 "adl_version": adl.__version__, "options": options, "seed": o.seed, "provider": backend.provider}
     if o.on_error == "skip":
         manifest["skipped"] = skipped
+    manifest.update(finish.manifest())
     if o.format == "png":
-        manifest.update(_generate_png(o, backend, paths, out))
+        manifest.update(_generate_png(o, backend, finish, paths, out))
     elif o.format == "lmdb":
-        manifest.update(_generate_lmdb(o, backend, paths, out, model_sha, options["shard_size"], options_key(record)))
+        manifest.update(_generate_lmdb(o, backend, finish, paths, out, model_sha, options["shard_size"],
+                                       options_key(record)))
     else:
         manifest["compression"] = compression_record(o.compression, o.gzip_level)
-        manifest.update(_generate_shards(o, backend, paths, out, model_sha, options["shard_size"], options_key(record)))
+        manifest.update(_generate_shards(o, backend, finish, paths, out, model_sha, options["shard_size"],
+                                         options_key(record)))
     write_manifest(out, manifest)
     if o.format == "lmdb":
         from adl.shards.lmdb_pairs import remove_staging
@@ -239,18 +249,19 @@ def _checked(o: GenerateOptions, backend, path: Path, hr: np.ndarray) -> np.ndar
     return hr[:h, :w]
 
 
-def _downsampled(o: GenerateOptions, backend, images):
-    """(index, path, hr, lr) in order, with up to ``backend.in_flight`` images inside G at once."""
+def _downsampled(o: GenerateOptions, backend, finish: Finisher, images):
+    """(index, path, hr, lr) in order, with up to ``backend.in_flight`` images inside G at once; lr is
+    finished (noise added, rounded) on the host."""
     pending: deque = deque()
     for index, path, hr in images:
         hr = _checked(o, backend, path, hr)
         pending.append((index, path, hr, backend.submit(hr)))
         if len(pending) > backend.in_flight:
             index, path, hr, lr = pending.popleft()
-            yield index, path, hr, lr.result()
+            yield index, path, hr, finish.lr(index, lr.result())
     while pending:
         index, path, hr, lr = pending.popleft()
-        yield index, path, hr, lr.result()
+        yield index, path, hr, finish.lr(index, lr.result())
 
 
 def _writer_pool(writers: int) -> cf.Executor:
@@ -285,7 +296,7 @@ def _cut(o: GenerateOptions, index: int, path: Path, hr: np.ndarray, lr: np.ndar
         yield (s * y, s * x), hr[s * y : s * (y + q), s * x : s * (x + q)], lr[y : y + q, x : x + q]
 
 
-def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, model_sha: str,
+def _generate_shards(o: GenerateOptions, backend, finish: Finisher, paths: list[Path], out: Path, model_sha: str,
                      shard_size: int, key: str) -> dict:
     s, n = backend.scale, o.patches_per_image
     total = len(paths) * n
@@ -302,13 +313,13 @@ def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, 
     images = ((index, path, hr) for index, (path, hr) in zip(needed, _decoded([paths[i] for i in needed], o.workers)))
     with _writer_pool(o.writers) as writer:
         bar = progress(total=len(needed), desc=f"generate ({backend.name})", unit="img")
-        for index, path, hr, lr in _downsampled(o, backend, images):
+        for index, path, hr, lr in _downsampled(o, backend, finish, images):
             for j, (offset, hr_patch, lr_patch) in enumerate(_cut(o, index, path, hr, lr, s)):
                 g = index * n + j
                 k = g // shard_size
                 if k in done:
                     continue
-                buffers.setdefault(k, []).append((g, path.stem, offset, hr_patch, lr_patch))
+                buffers.setdefault(k, []).append((g, path.stem, offset, hr_patch, finish.pixels(lr_patch)))
                 if len(buffers[k]) == min(shard_size, total - k * shard_size):
                     rows = sorted(buffers.pop(k), key=lambda r: r[0])
                     while len(writes) > max(1, o.writers):  # a bounded number in flight: memory stays flat
@@ -334,19 +345,19 @@ def _generate_shards(o: GenerateOptions, backend, paths: list[Path], out: Path, 
     return result
 
 
-def _generate_png(o: GenerateOptions, backend, paths: list[Path], out: Path) -> dict:
+def _generate_png(o: GenerateOptions, backend, finish: Finisher, paths: list[Path], out: Path) -> dict:
     s = backend.scale
     names = []
     images = ((index, path, hr) for index, (path, hr) in enumerate(_decoded(paths, o.workers)))
-    for index, path, hr, lr in progress(_downsampled(o, backend, images), total=len(paths),
+    for index, path, hr, lr in progress(_downsampled(o, backend, finish, images), total=len(paths),
                                         desc=f"generate png ({backend.name})", unit="img"):
         if o.full_images:
             pairs = [(f"{path.stem}.png", hr[: lr.shape[0] * s, : lr.shape[1] * s], lr)]
         else:
             pairs = [(f"{path.stem}_{j:03d}.png", hp, lp) for j, (_, hp, lp) in enumerate(_cut(o, index, path, hr, lr, s))]
         for name, hp, lp in pairs:
-            if not ((out / "hr" / name).exists() and (out / "lr" / name).exists()):
-                write_png(out / "lr" / name, lp)
+            if not ((out / "hr" / name).exists() and (out / "lr" / finish.lr_name(name)).exists()):
+                finish.write_lr(out / "lr" / name, lp)
                 write_png(out / "hr" / name, hp)
             names.append((name, hp.shape))
     # BasicSR's paired-folder meta file: one GT name and shape per line.
@@ -354,8 +365,8 @@ def _generate_png(o: GenerateOptions, backend, paths: list[Path], out: Path) -> 
     return {"pairs": len(names), "meta_info": "meta_info.txt", "total_samples": len(names), "shards": []}
 
 
-def _generate_lmdb(o: GenerateOptions, backend, paths: list[Path], out: Path, model_sha: str, shard_size: int,
-                   key: str) -> dict:
+def _generate_lmdb(o: GenerateOptions, backend, finish: Finisher, paths: list[Path], out: Path, model_sha: str,
+                   shard_size: int, key: str) -> dict:
     """Shards first, with their records and resume rules, then both databases from them (adl.shards.lmdb_pairs)."""
     from adl.shards.lmdb_pairs import STAGING, remove_databases, write_databases
 
@@ -364,7 +375,7 @@ def _generate_lmdb(o: GenerateOptions, backend, paths: list[Path], out: Path, mo
     remove_stale_temporaries(staging)
     remove_databases(out)  # unfinished: they are written again from the shards
     # Uncompressed: the staged shards are read back once, on this machine, and then removed.
-    staged = _generate_shards(dataclasses.replace(o, compression="none"), backend, paths, staging, model_sha,
+    staged = _generate_shards(dataclasses.replace(o, compression="none"), backend, finish, paths, staging, model_sha,
                               shard_size, key)
     entry = write_databases(out, [staging / e["file"] for e in staged["shards"]], o.patches_per_image)
     n = staged["total_samples"]

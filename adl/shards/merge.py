@@ -74,6 +74,10 @@ def _differences(a: Part, b: Part) -> list[str]:
         changed.append("--hr (its files)")
     if a.count != b.count:
         changed.append(f"--part (of {b.count}, not of {a.count})")
+    if a.record.get("noise") != b.record.get("noise"):
+        changed.append("--noise/--noise-mode")
+    if a.record.get("jpeg_tables_sha256") != b.record.get("jpeg_tables_sha256"):
+        changed.append("--jpeg-like")
     for key in ("format_version", "scale", "compression"):
         if a.manifest.get(key) != b.manifest.get(key) and f"--{key}" not in changed:
             changed.append(key.replace("_", " "))
@@ -226,6 +230,7 @@ def merge_shards(part_folders: list[str | os.PathLike], output: str | os.PathLik
                 "adl_version": adl.__version__, "options": first["options"], "seed": first["seed"],
                 "provider": ", ".join(providers), "compression": first.get("compression"),
                 **({"skipped": first["skipped"]} if "skipped" in first else {}),
+                **{k: first[k] for k in ("noise", "jpeg") if k in first},
                 "shards": entries, "total_samples": total,
                 "merged_from": [{"part": f"{p.index}/{p.count}", "folder": str(p.folder),
                                  "provider": p.manifest["provider"]} for p in parts]}

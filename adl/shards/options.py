@@ -10,6 +10,7 @@ from adl.choices import (
     COMPILE_HELP,
     DEVICE_HELP,
     INFER_PRECISIONS,
+    NOISE_MODES,
     SCALES,
 )
 from adl.errors import UsageError
@@ -60,6 +61,12 @@ class GenerateOptions:
     on_error: str = option("stop", "an unreadable or too small HR image: stop, or skip it (listed in the manifest)",
                            choices=ON_ERROR)
     restart: bool = option(False, "discard what an earlier generation with other settings left in --output")
+    noise: str | None = option(None, "noise model of the LR set (adl noise-model): a sample of it is added to each "
+                                     "IDown before rounding (docs/noise.md)", metavar="FILE")
+    noise_mode: str = option("fit", "with --noise: fit draws Poisson-Gaussian noise (variance a*I + b per channel); "
+                                    "pool tiles residual patches of the LR set (RealSR)", choices=NOISE_MODES)
+    jpeg_like: str | None = option(None, "JPEG LR images (folder, list or glob): each IDown is JPEG-encoded with their "
+                                         "most common quantisation tables (docs/noise.md)", metavar="LR")
 
     def check(self) -> None:
         """Refuse values that no generation could use; the fields' own ranges are checked by check_fields."""

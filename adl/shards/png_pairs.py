@@ -31,16 +31,21 @@ def verify_png_pairs(folder: Path, manifest: dict) -> None:
             raise AdlError(f"{folder / 'manifest.json'}: {key} is {value}, {meta.name} lists {len(pairs)} pair(s); "
                            f"regenerate the folder")
     names = {name for name, _, _ in pairs}
-    for side in ("hr", "lr"):
-        stray = sorted(p.name for p in (folder / side).glob("*.png") if p.name not in names)
+    # With --jpeg-like, LR files are JPEGs carrying the LR set's tables: <stem>.jpg beside hr/<stem>.png.
+    jpeg = "jpeg" in manifest
+    lr_names = {Path(n).with_suffix(".jpg").name for n in names} if jpeg else names
+    for side, listed in (("hr", names), ("lr", lr_names)):
+        stray = sorted(p.name for p in (folder / side).glob("*.jpg" if jpeg and side == "lr" else "*.png")
+                       if p.name not in listed)
         if stray:
             raise AdlError(f"{folder / side / stray[0]}: not listed in {meta.name} ({len(stray)} such file(s)); "
                            f"remove it or regenerate the folder")
     for name, h, w in pairs:
-        hr, lr = read_image(folder / "hr" / name), read_image(folder / "lr" / name)
+        lr_name = Path(name).with_suffix(".jpg").name if jpeg else name
+        hr, lr = read_image(folder / "hr" / name), read_image(folder / "lr" / lr_name)
         if hr.shape != (h, w, 3) or (patch is not None and (h, w) != (patch, patch)):
             raise AdlError(f"{folder / 'hr' / name}: {hr.shape[1]}x{hr.shape[0]}, {meta.name} says {w}x{h}"
                            + (f" and the patch is {patch}" if patch is not None else "") + "; regenerate the folder")
         if lr.shape != (h // s, w // s, 3) or h % s or w % s:
-            raise AdlError(f"{folder / 'lr' / name}: {lr.shape[1]}x{lr.shape[0]}, not its HR {w}x{h} divided by "
+            raise AdlError(f"{folder / 'lr' / lr_name}: {lr.shape[1]}x{lr.shape[0]}, not its HR {w}x{h} divided by "
                            f"the scale {s}; regenerate the folder")

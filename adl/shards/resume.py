@@ -49,6 +49,10 @@ def prepare_output(out: Path, record: dict) -> bool:
                 changed.append("--hr (its files)")
             if previous.get("part") != record.get("part"):
                 changed.append("--part")
+            if previous.get("noise") != record.get("noise"):
+                changed.append("--noise/--noise-mode (the model's bytes or mode)")
+            if previous.get("jpeg_tables_sha256") != record.get("jpeg_tables_sha256"):
+                changed.append("--jpeg-like (its tables)")
             raise AdlError(f"{out}: holds a generation with other settings ({', '.join(changed)}); rerun with the "
                            f"same options, add --restart to discard it and start over, or use a new --output")
         return (out / MANIFEST).exists()

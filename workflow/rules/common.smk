@@ -39,11 +39,21 @@ def options_tag(options):
     return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
 
 
-DOWN_TAG = options_tag(config["downsampler"]["options"])
+# Noisy LR sets (docs/noise.md): lr.denoise denoises the LR set before G trains on it; lr.inject adds
+# its noise model's noise to every IDown. At their defaults ("none") the tags are those of before.
+LR_DENOISE = config.get("lr", {}).get("denoise", "none")
+LR_INJECT = config.get("lr", {}).get("inject", "none")
+DOWN_TAG = options_tag(
+    config["downsampler"]["options"]
+    if LR_DENOISE == "none"
+    else {**config["downsampler"]["options"], "lr_denoise": LR_DENOISE}
+)
 # How many jobs generate the shards changes nothing in them (docs/shards.md): not part of the tags.
 GEN_PARTS = config["generate"].get("parts", 1)
 GEN_OPTIONS = {k: v for k, v in config["generate"].items() if k != "parts"}
-GEN_TAG = options_tag(GEN_OPTIONS)
+GEN_TAG = options_tag(
+    GEN_OPTIONS if LR_INJECT == "none" else {**GEN_OPTIONS, "lr_inject": LR_INJECT}
+)
 SR_TAG = options_tag({"sr": config["sr"]["options"], "generate": GEN_OPTIONS})
 DOWN = f"results/{DATASET}/x{{scale}}/{{kernel}}/down-{{loss}}-{DOWN_TAG}"
 SR = f"results/{DATASET}/x{{scale}}/{{kernel}}/sr-{{model}}-{{method}}-{SR_TAG}"
@@ -104,6 +114,13 @@ def true_kernel_file(wildcards):
 
 
 def train_lr(wildcards):
+    """The LR set G trains on: the noisy LR set as it is, or denoised (lr.denoise)."""
+    if LR_DENOISE != "none":
+        return f"resources/{DATASET}/x{wildcards.scale}/{wildcards.kernel}/lr_denoised-{LR_DENOISE}"
+    return noisy_lr(wildcards)
+
+
+def noisy_lr(wildcards):
     """The unpaired LR set: degraded LR-source images, or the real LR images of a folders protocol."""
     if PROTOCOL == "folders":
         return f"resources/{DATASET}/split/lr.txt"

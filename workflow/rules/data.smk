@@ -72,3 +72,50 @@ rule degrade:
     shell:
         "OMP_NUM_THREADS={threads} adl -q degrade --input {params.folder} --output {output} "
         "--scale {wildcards.scale} --kernel {params.kernel} --device {params.device} > {log} 2>&1"
+
+
+rule denoise_lr:
+    """The LR set denoised before G trains on it (paper §4.7; lr.denoise, docs/noise.md)."""
+    input:
+        noisy_lr,
+    output:
+        directory(f"resources/{DATASET}/x{{scale}}/{{kernel}}/lr_denoised-{{method}}"),
+    log:
+        f"logs/{DATASET}/denoise/x{{scale}}-{{kernel}}-{{method}}.log",
+    benchmark:
+        f"results/benchmarks/{DATASET}/denoise/x{{scale}}-{{kernel}}-{{method}}.tsv"
+    wildcard_constraints:
+        method="bm3d|nl-means|wavelet",
+    conda:
+        "../envs/adl.yaml"
+    threads: 1
+    resources:
+        runtime=runtime("data", 60),
+    params:
+        folder=lambda w, input: folder(input[0]),
+    shell:
+        "OMP_NUM_THREADS={threads} adl -q denoise --input {params.folder} --output {output} "
+        "--method {wildcards.method} > {log} 2>&1"
+
+
+rule noise_model:
+    """The LR set's noise model, from its residual to the denoised set (lr.inject, docs/noise.md)."""
+    input:
+        noisy=noisy_lr,
+        clean=f"resources/{DATASET}/x{{scale}}/{{kernel}}/lr_denoised-{{method}}",
+    output:
+        f"resources/{DATASET}/x{{scale}}/{{kernel}}/noise-{{method}}.npz",
+    log:
+        f"logs/{DATASET}/noise_model/x{{scale}}-{{kernel}}-{{method}}.log",
+    wildcard_constraints:
+        method="bm3d|nl-means|wavelet",
+    conda:
+        "../envs/adl.yaml"
+    threads: 1
+    resources:
+        runtime=runtime("data", 30),
+    params:
+        noisy=lambda w, input: folder(input.noisy),
+    shell:
+        "adl -q noise-model --noisy {params.noisy} --clean {input.clean} --output {output} "
+        "--scale {wildcards.scale} > {log} 2>&1"

@@ -16,6 +16,11 @@ rule generate_shards:
     input:
         model=f"{DOWN}/summary.json" if TORCH_GENERATE else f"{DOWN}/G.onnx",
         hr=f"resources/{DATASET}/split/hr.txt",
+        noise=(
+            []
+            if LR_INJECT == "none"
+            else f"resources/{DATASET}/x{{scale}}/{{kernel}}/noise-{LR_DENOISE}.npz"
+        ),
     output:
         ensure(
             f"{SHARDS}/manifest.json" if GEN_PARTS == 1 else f"{PART}/manifest.json",
@@ -38,9 +43,14 @@ rule generate_shards:
         device=DEVICE,
         options=cli_options(GEN_OPTIONS),
         part=lambda w: f"--part {w.part}/{GEN_PARTS}" if GEN_PARTS > 1 else "",
+        noise=lambda w, input: (
+            ""
+            if LR_INJECT == "none"
+            else f"--noise {input.noise} --noise-mode {LR_INJECT}"
+        ),
     shell:
         "OMP_NUM_THREADS={threads} adl -q generate --model {params.model} --hr {params.hr} --output {params.out} "
-        "--workers {threads} --device {params.device} {params.options} {params.part} > {log} 2>&1"
+        "--workers {threads} --device {params.device} {params.options} {params.part} {params.noise} > {log} 2>&1"
 
 
 if GEN_PARTS > 1:
