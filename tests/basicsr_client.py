@@ -20,11 +20,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from skimage import data
+from helpers import write_tiny_world
 
 from adl.cli import main
 from adl.errors import AdlError
-from adl.imageio import write_png
 
 REPO = Path(__file__).resolve().parents[1]
 GEN = ["--patch", "16", "--patches-per-image", "2", "--shard-size", "5", "--workers", "1", "--seed", "0"]
@@ -36,20 +35,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def made(tmp_path_factory) -> dict:
     """12 HR crops, a width-4 G checkpoint, and its pairs in each format (same samples)."""
-    from adl.downsampler.apply import CHECKPOINT_KIND
-    from adl.nets import Downsampler
-
     root = tmp_path_factory.mktemp("basicsr")
-    hr = root / "hr"
-    for k, name in enumerate(("astronaut", "coffee", "chelsea", "rocket")):
-        image = getattr(data, name)()[..., :3]
-        for j in range(3):
-            write_png(hr / f"{3 * k + j:02d}_{name}.png", image[40 * j : 40 * j + 36, 30 * j : 30 * j + 40])
-    run = root / "run"
-    run.mkdir()
-    torch.manual_seed(0)
-    torch.save({"kind": CHECKPOINT_KIND, "config": {"width": 4, "scale": 2}, "G": Downsampler(4).state_dict()},
-               run / "checkpoint.pt")
+    hr, run = write_tiny_world(root)
     out = {"root": root, "hr": hr, "run": run}
     for fmt in ("h5", "png", "lmdb"):
         out[fmt] = root / fmt
@@ -89,7 +76,7 @@ def lmdb_opt(made, **extra) -> dict:
 
 def build(opt: dict):
     """As BasicSR's training builds a dataset: by type, through the registry."""
-    import adl.shards.basicsr  # noqa: F401  (registers AdlShardDataset)
+    import adl.shards.basicsr  # noqa: F401, I001  (first: registers AdlShardDataset, shims torchvision for BasicSR)
     from basicsr.data import build_dataset
 
     return build_dataset(opt)

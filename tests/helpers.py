@@ -55,3 +55,25 @@ def vgg16_state_dict() -> dict[str, torch.Tensor]:
         state[f"features.{index}.bias"] = torch.zeros(v)
         index, c_in = index + 2, v
     return state
+
+
+def write_tiny_world(root: Path) -> tuple[Path, Path]:
+    """12 small HR crops of scikit-image's photos and a width-4 G checkpoint with fixed random weights:
+    the inputs of the shard integrity and BasicSR tests. Returns (hr folder, run folder)."""
+    from skimage import data
+
+    from adl.downsampler.apply import CHECKPOINT_KIND
+    from adl.imageio import write_png
+    from adl.nets import Downsampler
+
+    hr = root / "hr"
+    for k, name in enumerate(("astronaut", "coffee", "chelsea", "rocket")):
+        image = getattr(data, name)()[..., :3]
+        for j in range(3):
+            write_png(hr / f"{3 * k + j:02d}_{name}.png", image[40 * j : 40 * j + 36, 30 * j : 30 * j + 40])
+    run = root / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    torch.save({"kind": CHECKPOINT_KIND, "config": {"width": 4, "scale": 2}, "G": Downsampler(4).state_dict()},
+               run / "checkpoint.pt")
+    return hr, run

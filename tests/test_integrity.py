@@ -16,9 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import torch
-from helpers import assert_one_error, leftovers, run_cli
-from skimage import data
+from helpers import assert_one_error, leftovers, run_cli, write_tiny_world
 
 from adl.cli import main
 from adl.imageio import write_png
@@ -53,20 +51,8 @@ def same_payload(a: Path, b: Path) -> bool:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict:
     """12 small HR crops, an ONNX export of a width-4 G with fixed random weights, a reference folder."""
-    from adl.downsampler.apply import CHECKPOINT_KIND
-    from adl.nets import Downsampler
-
     root = tmp_path_factory.mktemp("integrity")
-    hr = root / "hr"
-    for k, name in enumerate(("astronaut", "coffee", "chelsea", "rocket")):
-        image = getattr(data, name)()[..., :3]
-        for j in range(3):
-            write_png(hr / f"{3 * k + j:02d}_{name}.png", image[40 * j : 40 * j + 36, 30 * j : 30 * j + 40])
-    run = root / "run"
-    run.mkdir()
-    torch.manual_seed(0)
-    torch.save({"kind": CHECKPOINT_KIND, "config": {"width": 4, "scale": 2}, "G": Downsampler(4).state_dict()},
-               run / "checkpoint.pt")
+    hr, run = write_tiny_world(root)
     model = root / "g.onnx"
     assert main(["-q", "export", "--checkpoint", str(run), "--output", str(model)]) == 0
     ref = root / "ref"
@@ -419,8 +405,9 @@ def test_lmdb_layout_is_basicsrs_and_deterministic(tiny, lmdb_ref, tmp_path, cap
 
     env = lmdb.open(str(lmdb_ref / "hr.lmdb"), readonly=True, lock=False)
     with env.begin() as txn:
-        from PIL import Image
         import io
+
+        from PIL import Image
 
         first = np.asarray(Image.open(io.BytesIO(txn.get(b"00_astronaut_000"))))
     env.close()
