@@ -17,6 +17,10 @@ print(" ".join(d for d in project["dependencies"] if not d.startswith("torch")))
 PY
 )
 stamp="$want | $deps pytest"
+# One builder at a time: two test runs that find the stamp stale would otherwise remove each other's files.
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
 if [[ -f $venv/.adl-stamp && $(cat "$venv/.adl-stamp") == "$stamp" ]]; then
   echo "basicsr-env: reusing $venv" >&2
   echo "$venv/bin/python"
