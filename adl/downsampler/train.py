@@ -40,6 +40,7 @@ from adl.downsampler.patches import (
     ResidentImages,
     UnpairedPatches,
     UnpairedPositions,
+    crop_sampler,
     load_images,
     loader_workers,
     patch_loader,
@@ -203,10 +204,13 @@ class DownsamplerTrainer(TrainingRun):
     def batches(self):
         o = self.o
         if self.resident:  # the loader yields positions only; train_step cuts the patches on the device
+            samplers = (crop_sampler(o.patch_sampling, self.hr_images, o.hr_patch),
+                        crop_sampler(o.patch_sampling, self.lr_images, o.lr_patch))
             dataset = UnpairedPositions([im.shape for im in self.hr_images], [im.shape for im in self.lr_images],
-                                        o.hr_patch, o.lr_patch, o.seed)
+                                        o.hr_patch, o.lr_patch, o.seed, samplers)
         else:
-            dataset = UnpairedPatches(self.hr_images, self.lr_images, o.hr_patch, o.lr_patch, o.seed)
+            dataset = UnpairedPatches(self.hr_images, self.lr_images, o.hr_patch, o.lr_patch, o.seed,
+                                      o.patch_sampling)
         return patch_loader(dataset, self.iteration, o.iterations, o.batch_size,
                             loader_workers(o.workers, self.device),
                             pin=self.device.type == "cuda")
