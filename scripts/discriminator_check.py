@@ -34,7 +34,7 @@ from adl.downsampler.patches import (
 )
 from adl.imageio import list_images
 from adl.kernels import resolve_kernel
-from adl.nets import Discriminator
+from adl.nets.discriminator import build_discriminator
 
 
 def box(scale: int) -> np.ndarray:
@@ -50,6 +50,7 @@ def main() -> None:
     p.add_argument("--fixed", action="append", required=True, help="box, k0..k4 or a .npy; repeat to compare")
     p.add_argument("--disc-norm", default="instance", choices=("none", "instance"))
     p.add_argument("--disc-width", type=int, default=32)
+    p.add_argument("--disc-view", default="paper", choices=("paper", "local"))
     p.add_argument("--iterations", type=int, default=600)
     p.add_argument("--every", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=8)
@@ -70,7 +71,7 @@ def main() -> None:
     for name in args.fixed:
         kernel = torch.from_numpy(box(s) if name == "box" else resolve_kernel(name, s)).float()
         torch.manual_seed(args.seed)
-        D = Discriminator(args.disc_width, args.disc_norm)
+        D = build_discriminator(args.disc_view, args.disc_width, args.disc_norm)
         opt = torch.optim.Adam(D.parameters(), args.lr_rate)
         sums, n = 0.0, 0
         for i, (hr, lr) in enumerate(patch_loader(data, 0, args.iterations, args.batch_size, 0, False), 1):
@@ -87,8 +88,8 @@ def main() -> None:
                 with torch.no_grad():
                     for hr_t, lr_t in patch_loader(held_out, i, i + 8, 32, 0, False):
                         fake_t = apply_kernel(to_unit_range(hr_t, "cpu"), kernel, s)
-                        real_ok += (D(to_unit_range(lr_t, "cpu")) > 0).sum().item()
-                        fake_ok += (D(fake_t) <= 0).sum().item()
+                        real_ok += (D(to_unit_range(lr_t, "cpu")).flatten(1).mean(1) > 0).sum().item()
+                        fake_ok += (D(fake_t).flatten(1).mean(1) <= 0).sum().item()
                         total += len(hr_t)
                 print(f"{name},{i},{sums / n:.4f},{real_ok / total:.3f},{fake_ok / total:.3f}", flush=True)
                 sums, n = 0.0, 0

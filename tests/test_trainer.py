@@ -90,10 +90,10 @@ def test_retrieve_kernel_from_checkpoint_matches_training_retrieval(unpaired_set
     assert (tmp_path / "k.png").exists()
 
 
-@pytest.mark.parametrize("sampling", ["uniform", "texture"])
-def test_resume_is_bit_identical_to_an_uninterrupted_run(unpaired_sets, tmp_path, sampling):
+@pytest.mark.parametrize("extra", [["--patch-sampling", "uniform"], ["--patch-sampling", "texture"],
+                                   ["--disc-view", "local"]], ids=["uniform", "texture", "local-D"])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(unpaired_sets, tmp_path, extra):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    extra = ["--patch-sampling", sampling]
     assert main(train_args(unpaired_sets, straight, 9, extra=extra)) == 0
     assert main(train_args(unpaired_sets, split, 5, extra=extra)) == 0
     assert main(train_args(unpaired_sets, split, 9, extra=extra)) == 0

@@ -52,7 +52,7 @@ from adl.fastpath import FastPath, resolve_fast_path
 from adl.imageio import crop_to_scale, list_images, pair_by_stem, read_image, write_png
 from adl.kernels import kernel_picture, resolve_kernel
 from adl.metrics import finite_mean, kernel_similarity, psnr
-from adl.nets import Discriminator
+from adl.nets.discriminator import build_discriminator
 from adl.nets.downsampler import build_downsampler
 from adl.runs import TrainingRun, data_fingerprint
 
@@ -100,7 +100,7 @@ class DownsamplerTrainer(TrainingRun):
 
         torch.manual_seed(o.seed)
         self.G = self.fast.prepare(build_downsampler(o.generator, o.width))
-        self.D = self.fast.prepare(Discriminator(o.disc_width, o.disc_norm))
+        self.D = self.fast.prepare(build_discriminator(o.disc_view, o.disc_width, o.disc_norm))
         self.run_G, self.run_D = self.fast.compiled(self.G), self.fast.compiled(self.D)
         self.opt_G = self.fast.adam(self.G.parameters(), o.lr_rate)
         self.opt_D = self.fast.adam(self.D.parameters(), o.lr_rate)
