@@ -33,6 +33,13 @@ COMPILE_HELP = "torch.compile the networks (auto: on CUDA with low precision; cu
 # The discriminator's normalisation (adl.nets.discriminator): "instance" is what the official code trains
 # with (method.md §3; src/train.py keeps --dis_norm Instance); "none" is a measured option (docs/fidelity.md).
 DISC_NORMS = ("none", "instance")
+# D's view: the paper's D (about the whole patch per logit), or local: a 7×7 receptive field, as KernelGAN's D.
+DISC_VIEWS = ("paper", "local")
+# Where the downsampler cuts its training patches: uniformly, or with probability following the
+# image's gradient magnitude (KernelGAN's crops; docs/fidelity.md, issue 16).
+PATCH_SAMPLINGS = ("uniform", "texture")
+# The sample protocol's photo sets, all bundled with installed packages (adl.data.sample_data).
+PHOTO_SETS = ("skimage", "smooth", "varied")
 # The downsampler network: "deep" is the paper's G; "linear" is one learnable kernel (a diagnostic).
 GENERATORS = ("deep", "linear")
 # Noisy LR sets (docs/noise.md): how `adl denoise` denoises them, and which noise model `generate --noise` samples.

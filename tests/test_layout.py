@@ -262,6 +262,7 @@ def test_config_schema_enums_match_adl_choices():
     assert tuple(props["device"]["enum"]) == choices.DEVICE_CHOICES
     assert set(props["downsampler"]["properties"]["losses"]["items"]["enum"]) == set(choices.DATA_LOSSES)
     assert tuple(props["sr"]["properties"]["models"]["items"]["enum"]) == choices.SR_MODELS
+    assert tuple(props["protocol"]["properties"]["photos"]["enum"]) == choices.PHOTO_SETS
 
 
 def test_wildcard_constraints_match_adl_choices_and_schema():

@@ -237,3 +237,19 @@ def test_samples_in_a_batch_are_normalised_independently(which):
         batched = model(x)
         alone = torch.cat([model(x[k : k + 1]) for k in range(3)])
     assert torch.allclose(batched, alone, atol=1e-5)
+
+
+def test_local_discriminator_sees_a_7x7_window_only():
+    """--disc-view local (issue 16): one logit per 7×7 LR window, as KernelGAN's D."""
+    from adl.nets.discriminator import build_discriminator
+
+    torch.manual_seed(0)
+    D = build_discriminator("local", 8, "none")
+    x = torch.randn(1, 3, 32, 32)
+    out = D(x)
+    assert out.shape == (1, 1, 26, 26)
+    y = x.clone()
+    y[0, :, 20, 20] += 1.0
+    changed = (D(y) != out)[0, 0].nonzero()
+    assert changed[:, 0].min() >= 14 and changed[:, 0].max() <= 20  # windows starting at rows 14..20
+    assert changed[:, 1].min() >= 14 and changed[:, 1].max() <= 20

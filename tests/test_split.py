@@ -237,3 +237,29 @@ def test_sample_data_is_unchanged(tmp_path, capsys):
     got = {part: {p.stem: read_image(p).shape[:2] for p in (tmp_path / part).iterdir()} for part in SAMPLE_DATA_X2}
     assert got == SAMPLE_DATA_X2
     assert names(tmp_path) == ["hr", "lr", "test_hr", "test_lr"]
+
+
+def test_every_photo_set_splits_into_disjoint_tiles_and_the_default_is_unchanged():
+    """issue 16: the sample protocol's photo sets (adl.choices.PHOTO_SETS), all from installed packages."""
+    from adl.choices import PHOTO_SETS
+    from adl.data.sample_data import sample_split
+
+    default = sample_split(4, 128)
+    assert (len(default["hr"]), len(default["lr_source"])) == (20, 28)  # docs/fidelity.md's tiles protocol
+    for photos in PHOTO_SETS:
+        parts = sample_split(4, 128, photos=photos)
+        assert parts["hr"] and parts["lr_source"] and parts["test_hr"], photos
+        assert not set(parts["hr"]) & set(parts["lr_source"]), photos
+        for image in (*parts["hr"].values(), *parts["lr_source"].values()):
+            assert image.shape == (128, 128, 3) and image.dtype == np.uint8
+        untiled = sample_split(4, photos=photos)
+        assert untiled["hr"] and untiled["lr_source"], photos
+
+
+def test_photos_option_reaches_the_split(tmp_path):
+    from adl.cli import main as adl_main
+
+    assert adl_main(["-q", "split", "--protocol", "sample", "--photos", "smooth", "--tile", "128",
+                     "--output", str(tmp_path)]) == 0
+    names = (tmp_path / "hr.txt").read_text()
+    assert "retina-" in names and "astronaut" not in names

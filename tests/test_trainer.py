@@ -90,11 +90,13 @@ def test_retrieve_kernel_from_checkpoint_matches_training_retrieval(unpaired_set
     assert (tmp_path / "k.png").exists()
 
 
-def test_resume_is_bit_identical_to_an_uninterrupted_run(unpaired_sets, tmp_path):
+@pytest.mark.parametrize("extra", [["--patch-sampling", "uniform"], ["--patch-sampling", "texture"],
+                                   ["--disc-view", "local"]], ids=["uniform", "texture", "local-D"])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(unpaired_sets, tmp_path, extra):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert main(train_args(unpaired_sets, straight, 9)) == 0
-    assert main(train_args(unpaired_sets, split, 5)) == 0
-    assert main(train_args(unpaired_sets, split, 9)) == 0
+    assert main(train_args(unpaired_sets, straight, 9, extra=extra)) == 0
+    assert main(train_args(unpaired_sets, split, 5, extra=extra)) == 0
+    assert main(train_args(unpaired_sets, split, 9, extra=extra)) == 0
     assert_same_weights(load(straight), load(split))
     for a, b in zip(load(straight)["opt_G"]["state"].values(), load(split)["opt_G"]["state"].values()):
         assert torch.equal(a["exp_avg"], b["exp_avg"])

@@ -123,12 +123,12 @@ def link_split(output: str | os.PathLike, parts: dict[str, list[Path]]) -> dict[
     return folders
 
 
-def write_sample_split(output: str | os.PathLike, tile: int | None = None) -> dict[str, Path]:
-    """The scikit-image protocol's crops (or tiles) as PNGs; their list files name the PNGs themselves."""
+def write_sample_split(output: str | os.PathLike, tile: int | None = None, photos: str = "skimage") -> dict[str, Path]:
+    """The sample protocol's crops (or tiles) of one photo set as PNGs; their list files name the PNGs themselves."""
     from adl.data.sample_data import sample_split
 
     output = Path(output).absolute()
-    images = sample_split(SAMPLE_MULTIPLE, tile)
+    images = sample_split(SAMPLE_MULTIPLE, tile, photos=photos)
     written = {part: [output / part / f"{name}.png" for name in named] for part, named in images.items()}
     folders = _clear_and_claim(output, written)
     for part, named in images.items():
@@ -189,7 +189,7 @@ def _is_leftover_temporary(name: str) -> bool:
 # -- one entry point for the CLI and the workflow -------------------------------------------------
 def run_split(protocol: str, output: str | os.PathLike, **options: str | None) -> dict[str, Path]:
     """Check that the options fit the protocol, then choose and write the split."""
-    allowed = {"sample": {"tile"}, "div2k": {"root", "hr_range", "lr_range", "test_range"},
+    allowed = {"sample": {"tile", "photos"}, "div2k": {"root", "hr_range", "lr_range", "test_range"},
                "folders": {"hr", "lr", "test_hr", "test_lr"}}[protocol]
     given = {key for key, value in options.items() if value is not None}
     extra = sorted(given - allowed)
@@ -197,7 +197,8 @@ def run_split(protocol: str, output: str | os.PathLike, **options: str | None) -
         raise AdlError(f"--{extra[0].replace('_', '-')} does not apply to --protocol {protocol}")
     args = {key: options[key] for key in given}
     if protocol == "sample":
-        return write_sample_split(output, None if args.get("tile") is None else int(args["tile"]))
+        return write_sample_split(output, None if args.get("tile") is None else int(args["tile"]),
+                                  args.get("photos", "skimage"))
     if protocol == "div2k":
         if "root" not in args:
             raise AdlError("--protocol div2k needs --root DIR, the folder holding DIV2K_train_HR/ and DIV2K_valid_HR/")

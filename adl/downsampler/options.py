@@ -13,7 +13,9 @@ from adl.choices import (
     DATA_LOSSES,
     DEVICE_HELP,
     DISC_NORMS,
+    DISC_VIEWS,
     GENERATORS,
+    PATCH_SAMPLINGS,
     PRECISION_HELP,
     RETRIEVAL_IMAGES,
     SAMPLING_CHOICES,
@@ -60,6 +62,13 @@ class DownsamplerOptions:
     disc_width: int = option(64, "D base width", minimum=1)
     disc_norm: str = option("instance", "D's normalisation: instance, as the paper trains it (method.md §3), "
                                         "or none (a measured option; docs/conventions.md)", choices=DISC_NORMS)
+    patch_sampling: str = option("uniform", "where HR and LR patches are cut: uniform (the paper), or texture: "
+                                            "with probability proportional to the crop's mean gradient magnitude, "
+                                            "as KernelGAN crops (docs/fidelity.md, issue 16)",
+                                 choices=PATCH_SAMPLINGS)
+    disc_view: str = option("paper", "D's view: paper (method.md §3), or local: a 7×7 receptive field per logit, "
+                                     "as KernelGAN's D (a diagnostic option; docs/fidelity.md, issue 16)",
+                            choices=DISC_VIEWS)
     lr_rate: float = option(5e-5, "Adam learning rate", parse=positive_float)
     seed: int = option(0, "seed of initialisation and patch sampling", minimum=0)
     device: str = option("auto", DEVICE_HELP, parse=device_name)

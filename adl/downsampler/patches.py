@@ -1,7 +1,9 @@
 """Unpaired patch sampling for the downsampler trainer, from images held in memory as uint8.
 
-Sample ``i`` is a pure function of (seed, i): its image and position come from a generator
-seeded with that pair. A resumed run therefore sees exactly the batches an uninterrupted run
+Sample ``i`` is a pure function of (seed, stream, i): its image and position come from a generator
+seeded with that triple. ``--patch-sampling uniform`` draws an image uniformly, then a uniform
+position; ``texture`` draws a crop with probability proportional to its mean gradient magnitude
+(TextureCrops, after KernelGAN's crops), from weights that depend on the images only. A resumed run therefore sees exactly the batches an uninterrupted run
 would, with no sampler state to save, and DataLoader workers need no coordination.
 """
 
@@ -44,22 +46,92 @@ def crop_position(shapes: Sequence[tuple[int, ...]], patch: int, rng: np.random.
     return n, y, x
 
 
+TEXTURE_GRID = 16  # texture weights sit on a grid of step patch // 16 (at least 1): memory stays small
+
+
+def gradient_magnitude(image: np.ndarray) -> np.ndarray:
+    """H×W float64: |∇L| of the luminance L (the mean of the channels, 8-bit units), forward
+    differences, the last row's and column's missing difference taken as 0."""
+    lum = image.astype(np.float64).mean(axis=2) if image.ndim == 3 else image.astype(np.float64)
+    dx, dy = np.zeros_like(lum), np.zeros_like(lum)
+    dx[:, :-1], dy[:-1, :] = lum[:, 1:] - lum[:, :-1], lum[1:, :] - lum[:-1, :]
+    return np.hypot(dx, dy)
+
+
+def crop_texture(image: np.ndarray, patch: int, step: int) -> np.ndarray:
+    """The mean gradient magnitude of the patch×patch crop at every (y, x) on the grid of ``step``."""
+    grad = gradient_magnitude(image)
+    total = np.zeros((grad.shape[0] + 1, grad.shape[1] + 1))
+    total[1:, 1:] = grad.cumsum(0).cumsum(1)
+    ys = np.arange(0, grad.shape[0] - patch + 1, step)[:, None]
+    xs = np.arange(0, grad.shape[1] - patch + 1, step)[None, :]
+    window = total[ys + patch, xs + patch] - total[ys, xs + patch] - total[ys + patch, xs] + total[ys, xs]
+    return np.maximum(window, 0.0) / patch**2
+
+
+class TextureCrops:
+    """Crops drawn with probability proportional to their mean gradient magnitude (KernelGAN crops
+    where the image has texture): a grid cell (image, y0, x0) by its crop's texture, then a uniform
+    offset within the cell. Flat crops are never drawn; a set with no texture at all is sampled
+    uniformly. Weights depend on the images only, so a sample stays a pure function of its generator.
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], patch: int):
+        self.patch, self.step = patch, max(1, patch // TEXTURE_GRID)
+        self.shapes = [im.shape for im in images]
+        self.weights = [crop_texture(im, patch, self.step).astype(np.float32) for im in images]
+        self.image_cdf = np.cumsum([w.sum(dtype=np.float64) for w in self.weights])
+
+    def __call__(self, rng: np.random.Generator) -> tuple[int, int, int]:
+        if not self.image_cdf[-1] > 0:
+            return crop_position(self.shapes, self.patch, rng)
+        n = min(int(np.searchsorted(self.image_cdf, rng.random() * self.image_cdf[-1], side="right")),
+                len(self.shapes) - 1)
+        weights = self.weights[n]
+        cdf = np.cumsum(weights, dtype=np.float64).ravel()
+        k = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), cdf.size - 1)
+        gy, gx = divmod(k, weights.shape[1])
+        y0, x0 = gy * self.step, gx * self.step
+        y = y0 + int(rng.integers(min(self.step, self.shapes[n][0] - self.patch - y0 + 1)))
+        x = x0 + int(rng.integers(min(self.step, self.shapes[n][1] - self.patch - x0 + 1)))
+        return n, y, x
+
+
+class UniformCrops:
+    """crop_position as a sampler: an image chosen uniformly, then a uniform position."""
+
+    def __init__(self, images: Sequence[np.ndarray] | None, patch: int, shapes=None):
+        self.shapes, self.patch = shapes if shapes is not None else [im.shape for im in images], patch
+
+    def __call__(self, rng: np.random.Generator) -> tuple[int, int, int]:
+        return crop_position(self.shapes, self.patch, rng)
+
+
+def crop_sampler(kind: str, images: Sequence[np.ndarray], patch: int):
+    """--patch-sampling's sampler for one side."""
+    if kind not in ("uniform", "texture"):
+        raise AdlError(f"--patch-sampling {kind}: expected uniform or texture")
+    return TextureCrops(images, patch) if kind == "texture" else UniformCrops(images, patch)
+
+
 class UnpairedPositions(Dataset):
     """Item ``i`` is the 2×3 int64 tensor [[n, y, x] of the HR patch, [n, y, x] of the LR patch].
 
-    The two patches are drawn independently, each from a generator seeded with (seed, stream, i).
+    The two patches are drawn independently, each from a generator seeded with (seed, stream, i),
+    uniformly unless samplers (crop_sampler) are given for the two sides.
     """
 
-    def __init__(self, hr_shapes, lr_shapes, hr_patch: int, lr_patch: int, seed: int):
+    def __init__(self, hr_shapes, lr_shapes, hr_patch: int, lr_patch: int, seed: int, samplers=None):
         self.hr_shapes, self.lr_shapes = hr_shapes, lr_shapes
         self.hr_patch, self.lr_patch, self.seed = hr_patch, lr_patch, seed
+        self.samplers = samplers or (UniformCrops(None, hr_patch, hr_shapes), UniformCrops(None, lr_patch, lr_shapes))
 
     def __len__(self) -> int:
         return 2**62
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        hr = crop_position(self.hr_shapes, self.hr_patch, np.random.default_rng([self.seed, HR_STREAM, index]))
-        lr = crop_position(self.lr_shapes, self.lr_patch, np.random.default_rng([self.seed, LR_STREAM, index]))
+        hr = self.samplers[0](np.random.default_rng([self.seed, HR_STREAM, index]))
+        lr = self.samplers[1](np.random.default_rng([self.seed, LR_STREAM, index]))
         return torch.tensor([hr, lr], dtype=torch.int64)
 
 
@@ -70,8 +142,10 @@ def crop(image: np.ndarray, y: int, x: int, patch: int) -> torch.Tensor:
 class UnpairedPatches(UnpairedPositions):
     """Item ``i`` is the (HR patch, LR patch) pair, 3×P×P uint8, at the positions of item ``i``."""
 
-    def __init__(self, hr_images, lr_images, hr_patch: int, lr_patch: int, seed: int):
-        super().__init__([im.shape for im in hr_images], [im.shape for im in lr_images], hr_patch, lr_patch, seed)
+    def __init__(self, hr_images, lr_images, hr_patch: int, lr_patch: int, seed: int, sampling: str = "uniform"):
+        samplers = crop_sampler(sampling, hr_images, hr_patch), crop_sampler(sampling, lr_images, lr_patch)
+        super().__init__([im.shape for im in hr_images], [im.shape for im in lr_images], hr_patch, lr_patch, seed,
+                         samplers)
         self.hr_images, self.lr_images = hr_images, lr_images
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -40,6 +40,7 @@ from adl.downsampler.patches import (
     ResidentImages,
     UnpairedPatches,
     UnpairedPositions,
+    crop_sampler,
     load_images,
     loader_workers,
     patch_loader,
@@ -51,7 +52,7 @@ from adl.fastpath import FastPath, resolve_fast_path
 from adl.imageio import crop_to_scale, list_images, pair_by_stem, read_image, write_png
 from adl.kernels import kernel_picture, resolve_kernel
 from adl.metrics import finite_mean, kernel_similarity, psnr
-from adl.nets import Discriminator
+from adl.nets.discriminator import build_discriminator
 from adl.nets.downsampler import build_downsampler
 from adl.runs import TrainingRun, data_fingerprint
 
@@ -99,7 +100,7 @@ class DownsamplerTrainer(TrainingRun):
 
         torch.manual_seed(o.seed)
         self.G = self.fast.prepare(build_downsampler(o.generator, o.width))
-        self.D = self.fast.prepare(Discriminator(o.disc_width, o.disc_norm))
+        self.D = self.fast.prepare(build_discriminator(o.disc_view, o.disc_width, o.disc_norm))
         self.run_G, self.run_D = self.fast.compiled(self.G), self.fast.compiled(self.D)
         self.opt_G = self.fast.adam(self.G.parameters(), o.lr_rate)
         self.opt_D = self.fast.adam(self.D.parameters(), o.lr_rate)
@@ -203,10 +204,13 @@ class DownsamplerTrainer(TrainingRun):
     def batches(self):
         o = self.o
         if self.resident:  # the loader yields positions only; train_step cuts the patches on the device
+            samplers = (crop_sampler(o.patch_sampling, self.hr_images, o.hr_patch),
+                        crop_sampler(o.patch_sampling, self.lr_images, o.lr_patch))
             dataset = UnpairedPositions([im.shape for im in self.hr_images], [im.shape for im in self.lr_images],
-                                        o.hr_patch, o.lr_patch, o.seed)
+                                        o.hr_patch, o.lr_patch, o.seed, samplers)
         else:
-            dataset = UnpairedPatches(self.hr_images, self.lr_images, o.hr_patch, o.lr_patch, o.seed)
+            dataset = UnpairedPatches(self.hr_images, self.lr_images, o.hr_patch, o.lr_patch, o.seed,
+                                      o.patch_sampling)
         return patch_loader(dataset, self.iteration, o.iterations, o.batch_size,
                             loader_workers(o.workers, self.device),
                             pin=self.device.type == "cuda")

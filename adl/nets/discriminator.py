@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adl.choices import DISC_NORMS
+from adl.choices import DISC_NORMS, DISC_VIEWS
 from adl.nets.downsampler import init_normal
 
 
@@ -37,3 +37,32 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+
+class LocalDiscriminator(nn.Module):
+    """``--disc-view local`` (issue 16): KernelGAN's fully convolutional D, a diagnostic option, not the
+    paper's. One valid 7×7 convolution, then 1×1 convolutions: each logit sees a 7×7 LR window only,
+    too little for the photos' content, enough for the blur (docs/fidelity.md, issue 16)."""
+
+    def __init__(self, width: int = 64, norm: str = "instance", depth: int = 5):
+        super().__init__()
+        if norm not in DISC_NORMS:
+            raise ValueError(f"unknown discriminator norm {norm!r}; choose from {', '.join(DISC_NORMS)}")
+        self.width, self.norm = width, norm
+        layers: list[nn.Module] = [nn.Conv2d(3, width, 7)]
+        for _ in range(depth):
+            if norm == "instance":
+                layers.append(nn.InstanceNorm2d(width, affine=False))
+            layers += [nn.LeakyReLU(0.01, inplace=True), nn.Conv2d(width, width, 1)]
+        layers += [nn.LeakyReLU(0.01, inplace=True), nn.Conv2d(width, 1, 1)]
+        self.layers = nn.Sequential(*layers)
+        init_normal(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def build_discriminator(view: str, width: int, norm: str) -> nn.Module:
+    if view not in DISC_VIEWS:
+        raise ValueError(f"unknown discriminator view {view!r}; choose from {', '.join(DISC_VIEWS)}")
+    return Discriminator(width, norm) if view == "paper" else LocalDiscriminator(width, norm)

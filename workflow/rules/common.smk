@@ -91,7 +91,7 @@ def split_options():
         )
     if PROTOCOL == "folders":
         return cli_options({k: p[k] for k in ("hr", "lr", "test_hr", "test_lr")})
-    return cli_options({k: p[k] for k in ("tile",) if k in p})
+    return cli_options({k: p[k] for k in ("tile", "photos") if k in p})
 
 
 def folder(path):
