@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from child_run import run_generate
 
 
 def make_images(folder: Path, count: int, height: int, width: int) -> None:
@@ -74,17 +72,6 @@ def lr_pixels(folder: Path) -> np.ndarray:
         with h5py.File(shard, "r") as f:
             parts.append(f["lr"][()])
     return np.concatenate(parts)
-
-
-def run_generate(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and the child's peak RSS in MiB."""
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "adl", "-q", "generate", *args])
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"adl generate failed: {' '.join(args)}")
-    return seconds, usage.ru_maxrss / 1024
 
 
 def main() -> None:

@@ -19,8 +19,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from child_run import run_generate
 
 
 
@@ -32,17 +33,6 @@ def setup(work: Path, width: int, onnx: bool, sizes: list[tuple[int, int]], coun
     make_model(work, width, onnx)
     for height, width_ in sizes:
         make_images(work / f"hr-{height}x{width_}", count, height, width_)
-
-
-def run(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and the child's peak RSS in MiB."""
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "adl", "-q", "generate", *args])
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"adl generate failed: {' '.join(args)}")
-    return seconds, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -77,7 +67,7 @@ def main() -> None:
             hr = work / f"hr-{height}x{width}"
             for backend in args.backends.split(","):
                 model = onnx_path if backend == "onnxruntime" else ckpt
-                seconds, rss = run(["--model", str(model), "--hr", str(hr), "--output", str(work / f"out-{size}-{backend}"),
+                seconds, rss = run_generate(["--model", str(model), "--hr", str(hr), "--output", str(work / f"out-{size}-{backend}"),
                                     "--backend", backend, "--device", "cpu", "--format", "png", "--full-images",
                                     *extra])
                 guess = f"{estimate(backend, height * width) / MIB:.0f}" if args.width == 64 else "n/a (width ≠ 64)"

@@ -64,6 +64,17 @@ def gen(model, hr, out, *extra) -> list[str]:
     return ["generate", "--model", str(model), "--hr", str(hr), "--output", str(out), *GEN, *map(str, extra)]
 
 
+def damage(victim: Path, rng: np.random.Generator) -> None:
+    """One of the faults a crash or a bad disk leaves: a flipped byte, a truncation, a lost file."""
+    kind = ("flip", "truncate", "delete")[int(rng.integers(3))]
+    if kind == "flip":
+        flip_byte(victim, float(rng.uniform(0.05, 0.95)))
+    elif kind == "truncate":
+        victim.write_bytes(victim.read_bytes()[: int(rng.integers(victim.stat().st_size))])
+    else:
+        victim.unlink()
+
+
 def flip_byte(path: Path, where: float = 0.5) -> None:
     raw = bytearray(path.read_bytes())
     raw[int(len(raw) * where)] ^= 0xFF
@@ -254,13 +265,7 @@ def test_fault_injection_kill_damage_rerun(tiny, tmp_path, capsys):
         finished = shard_files(out)
         if seed % 2 and finished:
             victim = out / finished[int(rng.integers(len(finished)))]
-            kind = ("flip", "truncate", "delete")[int(rng.integers(3))]
-            if kind == "flip":
-                flip_byte(victim, float(rng.uniform(0.05, 0.95)))
-            elif kind == "truncate":
-                victim.write_bytes(victim.read_bytes()[: int(rng.integers(victim.stat().st_size))])
-            else:
-                victim.unlink()
+            damage(victim, rng)
             faults += 1
         code, _, err = run_cli(capsys, args[1:])
         assert code == 0, (seed, err)
@@ -463,13 +468,7 @@ def test_fault_injection_kill_damage_rerun_lmdb(tiny, lmdb_ref, tmp_path, capsys
         victims = sorted((out / ".staging").glob("shard-*.h5")) + sorted(out.glob("*.lmdb/data.mdb"))
         if seed % 2 and victims:
             victim = victims[int(rng.integers(len(victims)))]
-            kind = ("flip", "truncate", "delete")[int(rng.integers(3))]
-            if kind == "flip":
-                flip_byte(victim, float(rng.uniform(0.05, 0.95)))
-            elif kind == "truncate":
-                victim.write_bytes(victim.read_bytes()[: int(rng.integers(victim.stat().st_size))])
-            else:
-                victim.unlink()
+            damage(victim, rng)
             faults += 1
         code, _, err = run_cli(capsys, args[1:])
         assert code == 0, (seed, at, err)
