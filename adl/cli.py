@@ -25,6 +25,7 @@ from adl.command import (
 from adl.data import cli as data_cli
 from adl.downsampler import cli as downsampler_cli
 from adl.errors import AdlError
+from adl.noise_law import LAW_FORMS
 from adl.options import non_negative_int
 from adl.report import cli as report_cli
 from adl.shards import cli as shards_cli
@@ -47,9 +48,12 @@ def cmd_degrade(args) -> None:
     from adl.device import resolve_device
     from adl.kernels import resolve_kernel
 
+    from adl.noise_law import NoiseLaw
+
     kernel = resolve_kernel(args.kernel, args.scale)
-    count = degrade_folder(args.input, args.output, kernel, args.scale, resolve_device(args.device))
-    print(f"wrote {count} LR image(s) to {args.output}")
+    noise = NoiseLaw.parse(args.noise) if args.noise else None
+    count = degrade_folder(args.input, args.output, kernel, args.scale, resolve_device(args.device), noise, args.seed)
+    print(f"wrote {count} LR image(s) to {args.output}" + (f" with {args.noise} noise (seed {args.seed})" if noise else ""))
 
 
 def cmd_psnr(args) -> None:
@@ -87,6 +91,8 @@ def _register_ground(sub) -> None:
     p.add_argument("--output", required=True, help="folder for LR PNGs (same names)")
     p.add_argument("--scale", type=scale, required=True)
     p.add_argument("--kernel", required=True, help=f"{'|'.join(KERNEL_NAMES)} or a path to a .npy kernel")
+    p.add_argument("--noise", help=f"add noise of this law before rounding: {LAW_FORMS} (default none)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the noise (default 0)")
     device_option(p)
     p.set_defaults(func=cmd_degrade)
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from adl.errors import AdlError, naming
 from adl.imageio import crop_to_scale  # noqa: F401  (re-exported: part of this module's vocabulary)
 from adl.kernels import fits_scale
+from adl.noise_law import NoiseLaw, image_rng
 
 
 def kernel_tensor(kernel: np.ndarray | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -53,14 +54,19 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return x[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
-def degrade(image: np.ndarray, kernel: np.ndarray, scale: int, device: torch.device | str = "cpu") -> np.ndarray:
-    """(I_HR ∗ k)↓s for one HxWx3 uint8 image, cropped to a multiple of s first; returns uint8."""
+def degrade(image: np.ndarray, kernel: np.ndarray, scale: int, device: torch.device | str = "cpu",
+            noise: NoiseLaw | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+    """(I_HR ∗ k)↓s (+ n) for one HxWx3 uint8 image, cropped to a multiple of s first; returns uint8.
+    The noise n of ``noise``, drawn from ``rng``, is added to the float LR before rounding (eq. 1)."""
     hr = crop_to_scale(image, scale)
     if hr.shape[0] == 0 or hr.shape[1] == 0:
         raise AdlError(f"image of size {image.shape[1]}x{image.shape[0]} is smaller than the scale {scale}")
     with torch.no_grad():
         lr = apply_kernel(to_tensor(hr, device), kernel, scale)
-    return to_uint8(lr)
+    if noise is None:
+        return to_uint8(lr)
+    clean = lr[0].permute(1, 2, 0).cpu().numpy()
+    return np.clip(np.rint(clean + noise.sample(clean, rng)), 0, 255).astype(np.uint8)
 
 
 def check_pair(hr: np.ndarray, lr: np.ndarray, scale: int, hr_path, lr_path) -> None:
@@ -73,8 +79,9 @@ def check_pair(hr: np.ndarray, lr: np.ndarray, scale: int, hr_path, lr_path) -> 
 
 
 def degrade_folder(input_dir: str | os.PathLike, output_dir: str | os.PathLike, kernel: np.ndarray, scale: int,
-                   device: torch.device | str = "cpu") -> int:
-    """(HR ∗ k)↓s of every image of a folder, written as PNG under the same names; returns the count."""
+                   device: torch.device | str = "cpu", noise: NoiseLaw | None = None, seed: int = 0) -> int:
+    """(HR ∗ k)↓s (+ n) of every image of a folder, written as PNG under the same names; returns the
+    count. Image i of the sorted list draws its noise from ``image_rng(seed, i)``."""
     from adl.imageio import (
         list_images,
         read_image,
@@ -87,9 +94,9 @@ def degrade_folder(input_dir: str | os.PathLike, output_dir: str | os.PathLike, 
     paths = require_unique_stems(list_images(input_dir, what="--input"), "--input")
     out = Path(output_dir)
     refuse_same_folder(Path(input_dir), out)
-    for path in progress(paths, desc="degrade", unit="img"):
+    for index, path in enumerate(progress(paths, desc="degrade", unit="img")):
         image = read_image(path)
         with naming(path):
-            lr = degrade(image, kernel, scale, device)
+            lr = degrade(image, kernel, scale, device, noise, image_rng(seed, index) if noise else None)
         write_png(out / f"{path.stem}.png", lr)
     return len(paths)

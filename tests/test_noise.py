@@ -316,3 +316,49 @@ def test_noise_model_for_another_scale_or_channel_count_or_damaged(sets, tiny, t
 def test_jpeg_like_without_jpegs_is_refused(sets, tiny, tmp_path, capsys):
     assert_one_error(capsys, gen(tiny["onnx"], tiny["hr"], tmp_path / "o", "--jpeg-like", sets["clean"]),
                      "--jpeg-like", "no JPEG")
+
+
+# -- item 4: the noisy protocol's LR sets -------------------------------------------------------------
+def degraded_pair(tmp_path, capsys, law: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(clean LR, noisy LR) of scikit-image's astronaut at ×2 on k3, as float64 pixel arrays."""
+    hr = tmp_path / "hr"
+    if not hr.exists():
+        write_png(hr / "astronaut.png", data.astronaut())
+    base = ["degrade", "--input", hr, "--scale", "2", "--kernel", "k3"]
+    assert run_cli(capsys, [*base, "--output", tmp_path / "clean"])[0] == 0
+    out = tmp_path / f"noisy-{law}-{seed}"
+    assert run_cli(capsys, [*base, "--output", out, "--noise", law, "--seed", seed])[0] == 0
+    return (read_image(tmp_path / "clean" / "astronaut.png").astype(np.float64),
+            read_image(out / "astronaut.png").astype(np.float64))
+
+
+def test_degrade_adds_gaussian_noise_of_the_given_level_seeded(tmp_path, capsys):
+    clean, noisy = degraded_pair(tmp_path, capsys, "gaussian:5", 1)
+    inside = (clean > 15) & (clean < 240)  # where clipping at 0 or 255 cannot shrink the noise
+    residual = (noisy - clean)[inside]
+    # Two roundings add 2/12 level² to 25: σ ≈ 5.02 over 196,608 values; 2 % fails a wrong σ or a missing √.
+    assert abs(residual.std() / np.sqrt(25 + 2 / 12) - 1) < 0.02, residual.std()
+    assert abs(residual.mean()) < 0.05
+    assert np.array_equal(degraded_pair(tmp_path, capsys, "gaussian:5", 1)[1], noisy)  # same seed, same bytes
+    assert not np.array_equal(degraded_pair(tmp_path, capsys, "gaussian:5", 2)[1], noisy)
+
+
+def test_degrade_adds_signal_dependent_noise_of_the_given_law(tmp_path, capsys):
+    clean, noisy = degraded_pair(tmp_path, capsys, "poisson-gaussian:0.3,4", 0)
+    # The variance per intensity bin against the clean intensity: a straight line of slope a, intercept b.
+    centres, variances = [], []
+    for low in range(20, 230, 15):
+        inside = (clean >= low) & (clean < low + 15)
+        if inside.sum() > 2000:
+            centres.append(clean[inside].mean())
+            variances.append((noisy - clean)[inside].var() - 2 / 12)
+    a, b = np.polyfit(centres, variances, 1)
+    assert abs(a - 0.3) < 0.03 and abs(b - 4) < 3, (a, b)
+
+
+@pytest.mark.parametrize("law", ["gauss:5", "gaussian:-1", "gaussian:5,1", "poisson-gaussian:0.3"])
+def test_degrade_refuses_a_malformed_noise_law(tmp_path, capsys, law):
+    write_png(tmp_path / "hr" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    assert_one_error(capsys, ["degrade", "--input", tmp_path / "hr", "--output", tmp_path / "out", "--scale", "2",
+                              "--kernel", "k0", "--noise", law], "--noise", law, "gaussian:SIGMA")
+    assert not (tmp_path / "out").exists()

@@ -83,13 +83,47 @@ def test_a_missing_dataset_file_is_named_before_any_job_runs(workflow_copy, fake
 
 
 @pytest.mark.parametrize("override, key", [("scales=[3]", "scales"), ("device=tpu", "device"),
-                                           ("bogus=1", "bogus")])
+                                           ("bogus=1", "bogus"), ("protocol={noise: 'gauss:5'}", "noise"),
+                                           ("protocol={kind: folders, hr: a, lr: a, test_hr: a, test_lr: a, "
+                                            "noise: 'gaussian:5'}", "noise")])
 def test_a_config_that_violates_the_schema_is_refused_naming_the_key(workflow_copy, override, key):
     result = snakemake(workflow_copy, "-n", "--config", override, check=False)
     assert result.returncode != 0
     text = result.stdout + result.stderr
     assert "ValidationError" in text or "validation" in text.lower()
     assert key in text
+
+
+def planned_commands(workflow_copy, *config) -> list[str]:
+    out = snakemake(workflow_copy, "results/table1.csv", "results/table3.csv", "-n", "-p",
+                    "--configfile", "config/cpu-noisy.yaml", "--config", *config).stdout
+    return [" ".join(line.split()[2:]) for line in out.splitlines() if line.startswith("Shell command: ")]
+
+
+def test_the_noisy_protocol_puts_noise_where_the_truth_has_it(workflow_copy):
+    """config/cpu-noisy.yaml: noisy LR side, test LR for SR and oracle LR, each with its own seed; G trains on
+    the denoised set and is scored against the clean test LR; generation injects the fitted noise."""
+    commands = planned_commands(workflow_copy, "lr={denoise: bm3d, inject: fit}")
+    res = "resources/cpu-noisy/x2/k3"
+
+    def one(*words):
+        found = [c for c in commands if all(w in c for w in words)]
+        assert len(found) == 1, (words, commands)
+        return found[0]
+
+    for source, seed in (("lr_source", 1), ("test_hr", 2), ("hr", 3)):
+        one(f"--output {res}/{source}_lr_noisy ", "--kernel k3 --noise gaussian:5", f"--seed {seed} ")
+    one("adl -q denoise", f"--input {res}/lr_source_lr_noisy ", "--method bm3d")
+    one("train-downsampler", f"--lr {res}/lr_denoised-bm3d ", f"--val-lr {res}/test_hr_lr ")
+    one("adl -q psnr", f"--target {res}/test_hr_lr ")
+    one("noise-model", f"--noisy {res}/lr_source_lr_noisy ", f"--clean {res}/lr_denoised-bm3d ")
+    one("adl -q generate", f"--noise {res}/noise-bm3d.npz --noise-mode fit")
+    one("train-sr", f"--lr-source pairs:{res}/hr_lr_noisy ")
+    assert sum(f"--lr {res}/test_hr_lr_noisy " in c for c in commands if "evaluate-sr" in c) == 3
+    # Each noisy-LR variant trains its own SR network: their folders must not collide.
+    adl_sr = [c.split("--output ")[1].split()[0] for c in commands if "train-sr" in c and "shards:" in c]
+    pool = planned_commands(workflow_copy, "lr={denoise: bm3d, inject: pool}")
+    assert adl_sr and adl_sr != [c.split("--output ")[1].split()[0] for c in pool if "train-sr" in c and "shards:" in c]
 
 
 def test_lint_and_format_are_clean():

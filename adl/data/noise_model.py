@@ -33,6 +33,7 @@ from adl.atomic import atomic_path, file_sha256
 from adl.choices import NOISE_MODES as MODES
 from adl.errors import AdlError
 from adl.imageio import list_images, pair_by_stem, read_image
+from adl.noise_law import signal_dependent_noise
 from adl.progress import progress
 
 VERSION = 1
@@ -61,8 +62,7 @@ class NoiseModel:
     def sample(self, clean: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
         """Noise for an HxWxC float image ``clean`` (8-bit levels), float32, drawn from ``rng``."""
         if mode == "fit":
-            variance = self.a * np.clip(clean, 0, 255) + self.b
-            return (np.sqrt(np.maximum(variance, 0)) * rng.standard_normal(clean.shape)).astype(np.float32)
+            return signal_dependent_noise(clean, self.a, self.b, rng)
         if mode != "pool":
             raise AdlError(f"--noise-mode {mode}: choose from {', '.join(MODES)}")
         # Tiles of pool patches chosen at random cover the image; the last row and column are cropped.

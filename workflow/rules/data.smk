@@ -74,6 +74,34 @@ rule degrade:
         "--scale {wildcards.scale} --kernel {params.kernel} --device {params.device} > {log} 2>&1"
 
 
+rule degrade_noisy:
+    """(HR ∗ k)↓s + n with protocol.noise's law: the noisy LR side, test LR and oracle LR (docs/noise.md)."""
+    input:
+        f"resources/{DATASET}/split/{{source}}.txt",
+    output:
+        directory(f"resources/{DATASET}/x{{scale}}/{{kernel}}/{{source}}_lr_noisy"),
+    log:
+        f"logs/{DATASET}/degrade/x{{scale}}-{{kernel}}-{{source}}-noisy.log",
+    benchmark:
+        f"results/benchmarks/{DATASET}/degrade/x{{scale}}-{{kernel}}-{{source}}-noisy.tsv"
+    wildcard_constraints:
+        source="lr_source|test_hr|hr",
+    conda:
+        "../envs/adl.yaml"
+    threads: 1
+    resources:
+        runtime=runtime("data", 30),
+    params:
+        folder=lambda w, input: folder(input[0]),
+        kernel=true_kernel,
+        noise=shlex.quote(str(NOISE)),
+        seed=lambda w: NOISE_SEEDS[w.source],
+        device=DEVICE,
+    shell:
+        "OMP_NUM_THREADS={threads} adl degrade --input {params.folder} --output {output} --scale {wildcards.scale} "
+        "--kernel {params.kernel} --noise {params.noise} --seed {params.seed} --device {params.device} > {log} 2>&1"
+
+
 rule denoise_lr:
     """The LR set denoised before G trains on it (paper §4.7; lr.denoise, docs/noise.md)."""
     input:

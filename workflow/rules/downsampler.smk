@@ -36,7 +36,7 @@ rule lr_psnr:
     input:
         run=f"{DOWN}/summary.json",
         hr=f"resources/{DATASET}/split/test_hr.txt",
-        target=test_lr,
+        target=clean_test_lr,
     output:
         psnr=f"{DOWN}/lr_psnr.json",
         images=temp(directory(f"{DOWN}/test_lr")),
