@@ -138,7 +138,9 @@ def train_lr(wildcards):
 
 def degraded(wildcards, source, noisy):
     suffix = "_noisy" if noisy else ""
-    return f"resources/{DATASET}/x{wildcards.scale}/{wildcards.kernel}/{source}_lr{suffix}"
+    return (
+        f"resources/{DATASET}/x{wildcards.scale}/{wildcards.kernel}/{source}_lr{suffix}"
+    )
 
 
 def noisy_lr(wildcards):
