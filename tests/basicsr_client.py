@@ -183,6 +183,34 @@ def test_lmdb_read_by_stock_paired_image_dataset(made):
                items(build(png_opt(made, gt_size=8, use_hflip=True, use_rot=True))))
 
 
+def test_jpeg_like_png_pairs_read_by_stock_paired_image_dataset(made, tmp_path):
+    """--format png --jpeg-like: stock BasicSR pairs lr/ with hr/ (it needs the same name and extension) and
+    feeds the JPEG-decoded LR pixels; lr_jpeg/ keeps the files that carry the LR set's tables."""
+    from PIL import Image
+
+    lr_set = tmp_path / "lr_set"
+    lr_set.mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(lr_set / "a.jpg", quality=50)
+    out = tmp_path / "png_jpeg"
+    assert main(["-q", "generate", "--model", str(made["run"]), "--hr", str(made["hr"]), "--output", str(out), *GEN,
+                 "--format", "png", "--jpeg-like", str(lr_set)]) == 0
+    stock = build({**png_opt(made, phase="val"), "dataroot_gt": str(out / "hr"), "dataroot_lq": str(out / "lr"),
+                   "meta_info_file": str(out / "meta_info.txt")})
+    pairs = truth(made)
+    assert len(stock) == SAMPLES
+    changed = 0
+    for i in range(SAMPLES):
+        item = stock[i]
+        name = Path(item["lq_path"]).stem
+        lr = (item["lq"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        with Image.open(out / "lr_jpeg" / f"{name}.jpg") as jpeg:
+            assert np.array_equal(lr, np.array(jpeg.convert("RGB")))
+        changed += not np.array_equal(lr, pairs[name][0])
+        assert np.array_equal((item["gt"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), pairs[name][1])
+    assert changed == SAMPLES  # quality 50 leaves no patch as G made it
+
+
 # -- real training through BasicSR's train pipeline ---------------------------------------------------
 # Records every batch the model is fed (the one instrument; the user's run is `adl basicsr-train -opt X.yml`).
 RECORD = """

@@ -262,14 +262,20 @@ def test_generated_lr_files_carry_the_lr_sets_tables(tiny, tmp_path, capsys):
         wanted = {k: list(v) for k, v in img.quantization.items()}
     out = tmp_path / "png"
     assert main(["-q", *gen(tiny["onnx"], tiny["hr"], out, "--format", "png", "--jpeg-like", jpegs)]) == 0
-    files = sorted((out / "lr").iterdir())
-    assert len(files) == 16 and all(f.suffix == ".jpg" for f in files)
+    # lr/ pairs with hr/ by name and extension, as BasicSR pairs them; lr_jpeg/ holds the JPEGs with the tables.
+    pngs = sorted(p.name for p in (out / "lr").iterdir())
+    assert pngs == sorted(p.name for p in (out / "hr").iterdir()) and len(pngs) == 16
+    files = sorted((out / "lr_jpeg").iterdir())
+    assert [f.stem for f in files] == [Path(n).stem for n in pngs] and all(f.suffix == ".jpg" for f in files)
     for f in files:
         with Image.open(f) as img:
             assert img.format == "JPEG" and {k: list(v) for k, v in img.quantization.items()} == wanted
+            assert np.array_equal(np.array(img.convert("RGB")), read_image(out / "lr" / f"{f.stem}.png"))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["jpeg"]["files"] == 3 and manifest["jpeg"]["jpeg_files"] == 4
     assert run_cli(capsys, ["verify-shards", out])[0] == 0
+    files[0].write_bytes(files[0].read_bytes()[:100])  # a truncated JPEG is named
+    assert_one_error(capsys, ["verify-shards", out], str(files[0]))
     # Shards store the LR pixels a reader of those JPEG files sees: not G's output as it was.
     plain, shards = tmp_path / "plain", tmp_path / "shards"
     assert main(["-q", *gen(tiny["onnx"], tiny["hr"], plain)]) == 0

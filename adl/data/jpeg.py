@@ -50,8 +50,13 @@ class JpegTables:
 
     def roundtrip(self, image: np.ndarray) -> np.ndarray:
         """``image`` as a reader of its JPEG file sees it."""
-        with Image.open(io.BytesIO(self.encode(image))) as decoded:
-            return np.array(decoded.convert("RGB"), dtype=np.uint8)
+        return decode_jpeg(self.encode(image))
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """JPEG bytes → HxWx3 uint8, decoded by Pillow (the one decoder adl's JPEG pixels come from)."""
+    with Image.open(io.BytesIO(data)) as decoded:
+        return np.array(decoded.convert("RGB"), dtype=np.uint8)
 
 
 def lr_set_tables(source: str, option: str = "--jpeg-like") -> JpegTables:

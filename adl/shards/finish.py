@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from adl.data.jpeg import JpegTables, lr_set_tables
+from adl.data.jpeg import JpegTables, decode_jpeg, lr_set_tables
 from adl.data.noise_model import NoiseModel, check_model_for, load_noise_model
 
 NOISE_STREAM = 5  # the patch positions use stream 4 (adl.shards.generate.PATCH_STREAM)
+JPEG_FOLDER = "lr_jpeg"  # --format png --jpeg-like: the LR JPEG files, beside lr/ and hr/
 
 
 class Finisher:
@@ -47,21 +48,26 @@ class Finisher:
         """An LR array as it will be stored: through the LR set's JPEG tables when there are any."""
         return lr if self.tables is None else self.tables.roundtrip(lr)
 
-    def write_lr(self, path: Path, lr: np.ndarray) -> Path:
-        """Write one LR file (PNG, or JPEG with the set's tables) atomically; returns its path."""
+    def lr_files(self, folder: Path, name: str) -> list[Path]:
+        """The files one pair's LR side is written to under a pairs ``folder``."""
+        files = [folder / "lr" / name]
+        if self.tables is not None:
+            files.append(folder / JPEG_FOLDER / Path(name).with_suffix(".jpg").name)
+        return files
+
+    def write_lr(self, folder: Path, name: str, lr: np.ndarray) -> None:
+        """lr/NAME as PNG, atomically. With --jpeg-like, first lr_jpeg/<stem>.jpg (the LR set's tables) and
+        lr/NAME its decoded pixels: BasicSR pairs lr/ with hr/ by name *and* extension, so a .jpg in lr/
+        would not pair with hr/<stem>.png; the PNG also fixes the pixels whatever JPEG decoder reads them."""
         from adl.atomic import atomic_path
         from adl.imageio import write_png
 
-        if self.tables is None:
-            write_png(path, lr)
-            return path
-        target = path.with_suffix(".jpg")
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(self.tables.encode(lr))
-        return target
-
-    def lr_name(self, name: str) -> str:
-        return name if self.tables is None else str(Path(name).with_suffix(".jpg"))
+        if self.tables is not None:
+            encoded = self.tables.encode(lr)
+            with atomic_path(self.lr_files(folder, name)[1]) as tmp:
+                tmp.write_bytes(encoded)
+            lr = decode_jpeg(encoded)
+        write_png(folder / "lr" / name, lr)
 
     def record(self) -> dict:
         """What the generation's identity (resume record) must include: the model's bytes and mode, the tables."""

@@ -356,8 +356,8 @@ def _generate_png(o: GenerateOptions, backend, finish: Finisher, paths: list[Pat
         else:
             pairs = [(f"{path.stem}_{j:03d}.png", hp, lp) for j, (_, hp, lp) in enumerate(_cut(o, index, path, hr, lr, s))]
         for name, hp, lp in pairs:
-            if not ((out / "hr" / name).exists() and (out / "lr" / finish.lr_name(name)).exists()):
-                finish.write_lr(out / "lr" / name, lp)
+            if not all(p.exists() for p in (out / "hr" / name, *finish.lr_files(out, name))):
+                finish.write_lr(out, name, lp)
                 write_png(out / "hr" / name, hp)
             names.append((name, hp.shape))
     # BasicSR's paired-folder meta file: one GT name and shape per line.

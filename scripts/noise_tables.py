@@ -1,0 +1,123 @@
+"""docs/noise.md's three tables from a finished scripts/noise_protocol.sh WORKDIR (markdown on stdout).
+
+  python scripts/noise_tables.py WORKDIR > tables.md
+
+1. downsampler: ADL-n (G trained on the noisy LR) against ADL on the BM3D-denoised LR: LR PSNR of
+   G(test HR) against the clean true test LR (Table 1's number) and the kernel similarity of G's
+   last validation;
+2. noise: the level of the true noisy test LR against the generated IDown's (same estimator:
+   skimage.restoration.estimate_sigma per channel, mean over images), and the fitted (a, b);
+3. SR: Table 3's PSNR on the noisy test LR for every source;
+and the wall time of each run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+from skimage.restoration import estimate_sigma
+
+from adl.data.noise_model import load_noise_model
+from adl.imageio import list_images, read_image
+from adl.noise_law import NoiseLaw
+
+SETTINGS = {"cpu-noisy": "gaussian:5", "cpu-noisy-pg": "poisson-gaussian:0.25,4"}
+VARIANTS = {"adl-n": "ADL-n (noisy LR as is)", "adl-denoise": "ADL on BM3D-denoised LR",
+            "adl-denoise-fit": "ADL + denoise + injected noise (fit)",
+            "adl-denoise-pool": "ADL + denoise + injected noise (pool)"}
+RES = "x2/k3"
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def sigma(images) -> np.ndarray:
+    """Mean per-channel noise level (8-bit levels) of uint8 HxWx3 images."""
+    return np.mean([estimate_sigma(image.astype(np.float64), channel_axis=-1) for image in images], axis=0)
+
+
+def fmt(values) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+def run_folder(work: Path, dataset: str, kind: str, denoise: str) -> Path:
+    """The one run folder of this kind (down-adl or sr-edsr-adl) trained under this lr.denoise."""
+    for folder in sorted((work / "results" / dataset / RES).glob(f"{kind}-*")):
+        config = json.loads((folder / "config.json").read_text())
+        lr = str(config["options"].get("lr", ""))
+        if kind.startswith("down") and ("lr_denoised" in lr) == (denoise != "none"):
+            return folder
+    raise SystemExit(f"noise_tables: no {kind} run with denoise={denoise} under {work / 'results' / dataset}")
+
+
+def downsampler_table(work: Path) -> None:
+    print("| noise | G trained on | LR PSNR vs clean test LR (dB) | kernel similarity |\n|---|---|---|---|")
+    for dataset, law in SETTINGS.items():
+        for variant, denoise in (("adl-n", "none"), ("adl-denoise", "bm3d")):
+            table = rows(work / "results/noise" / dataset / variant / "table1.csv")
+            value = next(r["k3"] for r in table if r["method"] == "adl")
+            log = rows(run_folder(work, dataset, "down-adl", denoise) / "log.csv")
+            similarity = [r["val_kernel_similarity"] for r in log if r["val_kernel_similarity"]][-1]
+            print(f"| {law} | {VARIANTS[variant]} | {value} | {float(similarity):.3f} |")
+
+
+def shard_lr(down: Path, inject: str) -> list[np.ndarray]:
+    shards = [p for p in down.glob("shards-*") if (p / "manifest.json").is_file()]
+    for folder in shards:
+        noise = json.loads((folder / "manifest.json").read_text()).get("noise") or {}
+        if noise.get("mode", "none") == inject:
+            images = []
+            for shard in sorted(folder.glob("*.h5")):
+                with h5py.File(shard, "r") as f:
+                    images += list(f["lr"][:])
+            return images
+    raise SystemExit(f"noise_tables: no shards with noise mode {inject} under {down}")
+
+
+def noise_table(work: Path) -> None:
+    print("| noise | images | estimated σ (R, G, B) | fitted a (R, G, B) | fitted b (R, G, B) |\n|---|---|---|---|---|")
+    for dataset, spec in SETTINGS.items():
+        law = NoiseLaw.parse(spec)
+        res = work / "resources" / dataset / RES
+        clean = [read_image(p) for p in list_images(res / "test_hr_lr")]
+        truth = np.mean([law.sigma(c.astype(np.float64)) for c in clean])
+        print(f"| {spec} | the law on the clean test LR (truth) | {truth:.2f} (each) | {law.a:g} | {law.b:g} |")
+        print(f"| {spec} | true noisy test LR | {fmt(sigma(read_image(p) for p in list_images(res / 'test_hr_lr_noisy')))} | | |")
+        print(f"| {spec} | clean test LR (the estimator's floor) | {fmt(sigma(clean))} | | |")
+        model = load_noise_model(res / "noise-bm3d.npz")
+        down = run_folder(work, dataset, "down-adl", "bm3d")
+        for inject in ("none", "fit", "pool"):
+            fitted = (fmt(model.a), fmt(model.b)) if inject == "fit" else ("", "")
+            print(f"| {spec} | generated IDown, inject {inject} (32² patches) | {fmt(sigma(shard_lr(down, inject)))} "
+                  f"| {fitted[0]} | {fitted[1]} |")
+
+
+def sr_table(work: Path) -> None:
+    print("| noise | SR trained on | PSNR (dB) on the noisy test LR |\n|---|---|---|")
+    for dataset, law in SETTINGS.items():
+        for variant, name in VARIANTS.items():
+            path = work / "results/noise" / dataset / variant / "table3.csv"
+            for r in rows(path):
+                label = name if r["method"] == "adl" else {"bicubic": "bicubic pairs",
+                                                           "oracle": "oracle (true kernel + true noise)"}[r["method"]]
+                print(f"| {law} | {label} | {r['k3']} |")
+
+
+def main(work: Path) -> None:
+    for title, table in (("Downsampler", downsampler_table), ("Noise", noise_table), ("SR (EDSR, small)", sr_table)):
+        print(f"\n### {title}\n")
+        table(work)
+    print("\n### Wall time (scripts/noise_protocol.sh)\n\n```")
+    print((work / "results/noise/times.txt").read_text().rstrip())
+    print("```")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
