@@ -103,6 +103,10 @@ def planned_commands(workflow_copy, *config) -> list[str]:
 def test_the_noisy_protocol_puts_noise_where_the_truth_has_it(workflow_copy):
     """config/cpu-noisy.yaml: noisy LR side, test LR for SR and oracle LR, each with its own seed; G trains on
     the denoised set and is scored against the clean test LR; generation injects the fitted noise."""
+    cpu, noisy = (yaml.safe_load((REPO / "config" / name).read_text()) for name in ("cpu.yaml", "cpu-noisy.yaml"))
+    for section in ("downsampler", "sr"):  # the noisy protocol is config/cpu.yaml's, plus noise
+        assert noisy[section]["options"] == cpu[section]["options"], section
+    assert noisy["generate"] == cpu["generate"] and noisy["protocol"] == {**cpu["protocol"], "noise": "gaussian:5"}
     commands = planned_commands(workflow_copy, "lr={denoise: bm3d, inject: fit}")
     res = "resources/cpu-noisy/x2/k3"
 
