@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adl.choices import LR_SHAVE
+from adl.choices import KERNEL_NAMES, LR_SHAVE
 from adl.degradation import degrade
 from adl.imageio import list_images, read_image
 from adl.kernels import resolve_kernel
@@ -17,9 +17,9 @@ sys.path.insert(0, "scripts")
 from discriminator_check import box  # noqa: E402
 
 print("set,kernel,fixed,lr_psnr,kernel_similarity")
-for data in sorted(Path("/tmp/adl16").glob("*-k*")):
+for data in sorted(p for p in Path("/tmp/adl16").glob("*-k*") if p.is_dir() and p.name.count("-") == 1):
     photos, kname = data.name.split("-")
-    true = resolve_kernel("k3" if kname == "k3" else "docs/fidelity/issue16/ka.npy", 2)
+    true = resolve_kernel(kname if kname in KERNEL_NAMES else "docs/fidelity/issue16/ka.npy", 2)
     for fixed, kernel in (("box", box(2)), ("bicubic", resolve_kernel("k0", 2))):
         values = [psnr(degrade(read_image(hr), kernel, 2), read_image(data / "test_lr" / hr.name), LR_SHAVE)
                   for hr in list_images(data / "test_hr")]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 print("| run | LR PSNR (dB) / similarity at 150, 300, 450, 600 | D loss (it 500–600) |\n|---|---|---|")
 for log in sorted(Path(__file__).parent.glob("runs/*/log.csv")):
+    if log.parent.name.endswith("-long"):
+        continue  # the long-budget curves have a table of their own, below
     rows = list(csv.DictReader(open(log)))
     val = [f"{float(r['val_lr_psnr']):.2f} / {float(r['val_kernel_similarity']):.3f}" for r in rows if r["val_lr_psnr"]]
     tail = [float(r["loss_d"]) for r in rows if 500 < int(r["iteration"]) <= 600]
@@ -28,3 +30,16 @@ for key in sorted(finals):
     print(f"\n**{key[0]}, {key[1]}, x2** (LR PSNR dB / kernel similarity at 600)\n\n| G | value |\n|---|---|")
     for name, value in finals[key] + base.get(key, []):
         print(f"| {name} | {value} |")
+
+# The long-budget curves (10x config/cpu.yaml's iterations): validation every 250 iterations, D's loss
+# over the 250 iterations before it, every second row printed.
+for log in sorted(Path(__file__).parent.glob("runs/*-long/log.csv")):
+    rows = list(csv.DictReader(open(log)))
+    print(f"\n**{log.parent.name}** (validation every 250 iterations; D loss: mean of the 250 before)\n")
+    print("| iteration | LR PSNR (dB) | similarity | D loss |\n|---|---|---|---|")
+    for r in rows:
+        it = int(r["iteration"])
+        if r["val_lr_psnr"] and it % 500 == 0:
+            window = [float(x["loss_d"]) for x in rows if it - 250 < int(x["iteration"]) <= it]
+            print(f"| {it} | {float(r['val_lr_psnr']):.2f} | {float(r['val_kernel_similarity']):.3f} | "
+                  f"{sum(window) / len(window):.3f} |")
