@@ -120,7 +120,7 @@ def test_the_noisy_protocol_puts_noise_where_the_truth_has_it(workflow_copy):
     one("adl -q denoise", f"--input {res}/lr_source_lr_noisy ", "--method bm3d")
     one("train-downsampler", f"--lr {res}/lr_denoised-bm3d ", f"--val-lr {res}/test_hr_lr ")
     one("adl -q psnr", f"--target {res}/test_hr_lr ")
-    one("noise-model", f"--noisy {res}/lr_source_lr_noisy ", f"--clean {res}/lr_denoised-bm3d ")
+    one("noise-model", f"--noisy {res}/lr_source_lr_noisy ", f"--clean {res}/lr_denoised-bm3d ", "--patch 16 ")
     one("adl -q generate", f"--noise {res}/noise-bm3d.npz --noise-mode fit")
     one("train-sr", f"--lr-source pairs:{res}/hr_lr_noisy ")
     assert sum(f"--lr {res}/test_hr_lr_noisy " in c for c in commands if "evaluate-sr" in c) == 3

@@ -144,6 +144,7 @@ rule noise_model:
         runtime=runtime("data", 30),
     params:
         noisy=lambda w, input: folder(input.noisy),
+        options=cli_options(config.get("lr", {}).get("noise_model", {})),
     shell:
         "adl -q noise-model --noisy {params.noisy} --clean {input.clean} --output {output} "
-        "--scale {wildcards.scale} > {log} 2>&1"
+        "--scale {wildcards.scale} {params.options} > {log} 2>&1"
