@@ -5,7 +5,8 @@
 1. downsampler: ADL-n (G trained on the noisy LR) against ADL on the BM3D-denoised LR: LR PSNR of
    G(test HR) against the clean true test LR (Table 1's number) and the kernel similarity of G's
    last validation;
-2. noise: the level of the true noisy test LR against the generated IDown's (same estimator:
+2. noise: the level of the true noisy test LR against that of G(test HR) with the injected noise
+   (whole images, made here by adl generate --full-images; same estimator:
    skimage.restoration.estimate_sigma per channel, mean over images), and the fitted (a, b);
 3. SR: Table 3's PSNR on the noisy test LR for every source;
 and the wall time of each run.
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 from skimage.restoration import estimate_sigma
 
@@ -26,7 +28,7 @@ from adl.data.noise_model import load_noise_model
 from adl.imageio import list_images, read_image
 from adl.noise_law import NoiseLaw
 
-SETTINGS = {"cpu-noisy": "gaussian:5", "cpu-noisy-pg": "poisson-gaussian:0.25,4"}
+SETTINGS: dict[str, str] = {}  # dataset -> noise law, read from the runs (main)
 VARIANTS = {"adl-n": "ADL-n (noisy LR as is)", "adl-denoise": "ADL on BM3D-denoised LR",
             "adl-denoise-fit": "ADL + denoise + injected noise (fit)",
             "adl-denoise-pool": "ADL + denoise + injected noise (pool)"}
@@ -68,17 +70,17 @@ def downsampler_table(work: Path) -> None:
             print(f"| {law} | {VARIANTS[variant]} | {value} | {float(similarity):.3f} |")
 
 
-def shard_lr(down: Path, inject: str) -> list[np.ndarray]:
-    shards = [p for p in down.glob("shards-*") if (p / "manifest.json").is_file()]
-    for folder in shards:
-        noise = json.loads((folder / "manifest.json").read_text()).get("noise") or {}
-        if noise.get("mode", "none") == inject:
-            images = []
-            for shard in sorted(folder.glob("*.h5")):
-                with h5py.File(shard, "r") as f:
-                    images += list(f["lr"][:])
-            return images
-    raise SystemExit(f"noise_tables: no shards with noise mode {inject} under {down}")
+def test_idown(work: Path, dataset: str, down: Path, inject: str) -> list[np.ndarray]:
+    """G(test HR) with the injected noise, whole images (adl generate --full-images), made once per mode:
+    the same content as the true noisy test LR, so that the estimator sees the same images."""
+    res = work / "resources" / dataset / RES
+    out = work / "results/noise" / dataset / f"test-idown-{inject}"
+    if not (out / "manifest.json").is_file():
+        noise = [] if inject == "none" else ["--noise", str(res / "noise-bm3d.npz"), "--noise-mode", inject]
+        subprocess.run(["adl", "-q", "generate", "--model", str(down / "G.onnx"), "--hr",
+                        str(work / "resources" / dataset / "split/test_hr"), "--output", str(out), "--full-images",
+                        "--format", "png", "--workers", "1", *noise], check=True, stdout=subprocess.DEVNULL)
+    return [read_image(p) for p in list_images(out / "lr")]
 
 
 def noise_table(work: Path) -> None:
@@ -95,7 +97,7 @@ def noise_table(work: Path) -> None:
         down = run_folder(work, dataset, "down-adl", "bm3d")
         for inject in ("none", "fit", "pool"):
             fitted = (fmt(model.a), fmt(model.b)) if inject == "fit" else ("", "")
-            print(f"| {spec} | generated IDown, inject {inject} (32² patches) | {fmt(sigma(shard_lr(down, inject)))} "
+            print(f"| {spec} | G(test HR), inject {inject} | {fmt(sigma(test_idown(work, dataset, down, inject)))} "
                   f"| {fitted[0]} | {fitted[1]} |")
 
 
@@ -110,7 +112,18 @@ def sr_table(work: Path) -> None:
                 print(f"| {law} | {label} | {r['k3']} |")
 
 
+def settings(work: Path) -> dict[str, str]:
+    """Each dataset the protocol ran, with the law its noisy test LR was degraded with (from its log)."""
+    found = {}
+    for folder in sorted((work / "results/noise").iterdir()):
+        log = work / "logs" / folder.name / "degrade" / "x2-k3-test_hr-noisy.log"
+        if folder.is_dir() and log.is_file():
+            found[folder.name] = re.search(r"with (\S+) noise", log.read_text()).group(1)
+    return found
+
+
 def main(work: Path) -> None:
+    SETTINGS.update(settings(work))
     for title, table in (("Downsampler", downsampler_table), ("Noise", noise_table), ("SR (EDSR, small)", sr_table)):
         print(f"\n### {title}\n")
         table(work)
