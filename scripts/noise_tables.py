@@ -86,7 +86,7 @@ def test_idown(work: Path, dataset: str, down: Path, inject: str) -> list[np.nda
 def noise_table(work: Path) -> None:
     print("| noise | images | estimated σ (R, G, B) | fitted a (R, G, B) | fitted b (R, G, B) |\n|---|---|---|---|---|")
     for dataset, spec in SETTINGS.items():
-        law = NoiseLaw.parse(spec)
+        law = NoiseLaw.parse(spec.rsplit(", ", 1)[0])  # "LAW, PHOTOS"
         res = work / "resources" / dataset / RES
         clean = [read_image(p) for p in list_images(res / "test_hr_lr")]
         truth = np.mean([law.sigma(c.astype(np.float64)) for c in clean])
@@ -118,7 +118,8 @@ def settings(work: Path) -> dict[str, str]:
     for folder in sorted((work / "results/noise").iterdir()):
         log = work / "logs" / folder.name / "degrade" / "x2-k3-test_hr-noisy.log"
         if folder.is_dir() and log.is_file():
-            found[folder.name] = re.search(r"with (\S+) noise", log.read_text()).group(1)
+            law = re.search(r"with (\S+) noise", log.read_text()).group(1)
+            found[folder.name] = f"{law}, {'varied' if 'varied' in folder.name else 'skimage'}"
     return found
 
 
