@@ -22,7 +22,8 @@ pytest.importorskip("snakemake_executor_plugin_slurm", reason="the SLURM executo
 PROFILE = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
 FAKES = {
     # One line per call: the arguments, shell-quoted.
-    "sbatch": 'printf "%q " "$@" >> "$ADL_SBATCH_LOG"; echo >> "$ADL_SBATCH_LOG"; '
+    # One write per call: the plugin submits jobs concurrently, and two appends per call interleaved.
+    "sbatch": 'line=$(printf "%q " "$@"); printf "%s\\n" "$line" >> "$ADL_SBATCH_LOG"; '
               'echo "sbatch: error: this is a test double" >&2; exit 1',
     # The account check accepts the profile's account; nothing else needs an answer.
     "sacctmgr": 'echo "<your-account>"',
