@@ -25,7 +25,7 @@ from adl.command import (
 from adl.data import cli as data_cli
 from adl.downsampler import cli as downsampler_cli
 from adl.errors import AdlError
-from adl.noise_law import LAW_FORMS
+from adl.noise_law import LAW_FORMS, NoiseLaw
 from adl.options import non_negative_int
 from adl.report import cli as report_cli
 from adl.shards import cli as shards_cli
@@ -47,8 +47,6 @@ def cmd_degrade(args) -> None:
     from adl.degradation import degrade_folder
     from adl.device import resolve_device
     from adl.kernels import resolve_kernel
-
-    from adl.noise_law import NoiseLaw
 
     kernel = resolve_kernel(args.kernel, args.scale)
     noise = NoiseLaw.parse(args.noise) if args.noise else None

@@ -28,7 +28,6 @@ from adl.data.noise_model import load_noise_model
 from adl.imageio import list_images, read_image
 from adl.noise_law import NoiseLaw
 
-SETTINGS: dict[str, str] = {}  # dataset -> noise law, read from the runs (main)
 VARIANTS = {"adl-n": "ADL-n (noisy LR as is)", "adl-denoise": "ADL on BM3D-denoised LR",
             "adl-denoise-fit": "ADL + denoise + injected noise (fit)",
             "adl-denoise-pool": "ADL + denoise + injected noise (pool)"}
@@ -49,23 +48,22 @@ def fmt(values) -> str:
     return ", ".join(f"{v:.2f}" for v in values)
 
 
-def run_folder(work: Path, dataset: str, kind: str, denoise: str) -> Path:
-    """The one run folder of this kind (down-adl or sr-edsr-adl) trained under this lr.denoise."""
-    for folder in sorted((work / "results" / dataset / RES).glob(f"{kind}-*")):
-        config = json.loads((folder / "config.json").read_text())
-        lr = str(config["options"].get("lr", ""))
-        if kind.startswith("down") and ("lr_denoised" in lr) == (denoise != "none"):
+def down_run(work: Path, dataset: str, denoise: str) -> Path:
+    """The ADL downsampler run folder trained on the noisy LR (denoise none) or the denoised LR."""
+    for folder in sorted((work / "results" / dataset / RES).glob("down-adl-*")):
+        lr = json.loads((folder / "config.json").read_text())["options"]["lr"]
+        if ("lr_denoised" in lr) == (denoise != "none"):
             return folder
-    raise SystemExit(f"noise_tables: no {kind} run with denoise={denoise} under {work / 'results' / dataset}")
+    raise SystemExit(f"noise_tables: no ADL run with denoise={denoise} under {work / 'results' / dataset}")
 
 
-def downsampler_table(work: Path) -> None:
+def downsampler_table(work: Path, settings: dict[str, str]) -> None:
     print("| noise | G trained on | LR PSNR vs clean test LR (dB) | kernel similarity |\n|---|---|---|---|")
-    for dataset, law in SETTINGS.items():
+    for dataset, law in settings.items():
         for variant, denoise in (("adl-n", "none"), ("adl-denoise", "bm3d")):
             table = rows(work / "results/noise" / dataset / variant / "table1.csv")
             value = next(r["k3"] for r in table if r["method"] == "adl")
-            log = rows(run_folder(work, dataset, "down-adl", denoise) / "log.csv")
+            log = rows(down_run(work, dataset, denoise) / "log.csv")
             similarity = [r["val_kernel_similarity"] for r in log if r["val_kernel_similarity"]][-1]
             print(f"| {law} | {VARIANTS[variant]} | {value} | {float(similarity):.3f} |")
 
@@ -83,9 +81,9 @@ def test_idown(work: Path, dataset: str, down: Path, inject: str) -> list[np.nda
     return [read_image(p) for p in list_images(out / "lr")]
 
 
-def noise_table(work: Path) -> None:
+def noise_table(work: Path, settings: dict[str, str]) -> None:
     print("| noise | images | estimated σ (R, G, B) | fitted a (R, G, B) | fitted b (R, G, B) |\n|---|---|---|---|---|")
-    for dataset, spec in SETTINGS.items():
+    for dataset, spec in settings.items():
         law = NoiseLaw.parse(spec.rsplit(", ", 1)[0])  # "LAW, PHOTOS"
         res = work / "resources" / dataset / RES
         clean = [read_image(p) for p in list_images(res / "test_hr_lr")]
@@ -94,16 +92,16 @@ def noise_table(work: Path) -> None:
         print(f"| {spec} | true noisy test LR | {fmt(sigma(read_image(p) for p in list_images(res / 'test_hr_lr_noisy')))} | | |")
         print(f"| {spec} | clean test LR (the estimator's floor) | {fmt(sigma(clean))} | | |")
         model = load_noise_model(res / "noise-bm3d.npz")
-        down = run_folder(work, dataset, "down-adl", "bm3d")
+        down = down_run(work, dataset, "bm3d")
         for inject in ("none", "fit", "pool"):
             fitted = (fmt(model.a), fmt(model.b)) if inject == "fit" else ("", "")
             print(f"| {spec} | G(test HR), inject {inject} | {fmt(sigma(test_idown(work, dataset, down, inject)))} "
                   f"| {fitted[0]} | {fitted[1]} |")
 
 
-def sr_table(work: Path) -> None:
+def sr_table(work: Path, settings: dict[str, str]) -> None:
     print("| noise | SR trained on | PSNR (dB) on the noisy test LR |\n|---|---|---|")
-    for dataset, law in SETTINGS.items():
+    for dataset, law in settings.items():
         for variant, name in VARIANTS.items():
             path = work / "results/noise" / dataset / variant / "table3.csv"
             for r in rows(path):
@@ -124,10 +122,10 @@ def settings(work: Path) -> dict[str, str]:
 
 
 def main(work: Path) -> None:
-    SETTINGS.update(settings(work))
+    ran = settings(work)
     for title, table in (("Downsampler", downsampler_table), ("Noise", noise_table), ("SR (EDSR, small)", sr_table)):
         print(f"\n### {title}\n")
-        table(work)
+        table(work, ran)
     print("\n### Wall time (scripts/noise_protocol.sh)\n\n```")
     print((work / "results/noise/times.txt").read_text().rstrip())
     print("```")
