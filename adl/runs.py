@@ -118,6 +118,9 @@ class TrainingRun:
     loss_names: tuple[str, ...] = ()
     extra_columns: tuple[str, ...] = ()
     resumable: frozenset[str] = frozenset()
+    # Options added after runs may have started, each with the value that does what a run from before
+    # it did: a run whose config.json lacks one resumes if the option still has that value.
+    added_options: dict[str, object] = {}
     checkpoint_format = 1
 
     def __init__(self, run_dir: str | Path, options: dict, fingerprints: dict[str, tuple[str, str]],
@@ -160,6 +163,7 @@ class TrainingRun:
         if found and found != self.kind:
             raise AdlError(f"{self.run_dir}: a {_KIND_NAMES.get(found, found)} run folder, not a "
                            f"{_KIND_NAMES.get(self.kind, self.kind)} one; give this command another --output")
+        old = {**{k: v for k, v in self.added_options.items() if k in new}, **old}
         changed = [k for k in sorted(set(old) | set(new)) if k not in self.resumable and old.get(k) != new.get(k)]
         if changed:
             diffs = ", ".join(f"--{k.replace('_', '-')} {old.get(k)!r} (now {new.get(k)!r})" for k in changed)

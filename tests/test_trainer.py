@@ -17,6 +17,8 @@ import torch
 from helpers import assert_one_error
 
 from adl.cli import main
+from adl.downsampler.options import DownsamplerOptions
+from adl.downsampler.train import DownsamplerTrainer
 from adl.imageio import list_images, read_image
 
 TINY = ["--batch-size", "2", "--lr-patch", "32", "--width", "4", "--disc-width", "4",
@@ -91,7 +93,8 @@ def test_retrieve_kernel_from_checkpoint_matches_training_retrieval(unpaired_set
 
 
 @pytest.mark.parametrize("extra", [["--patch-sampling", "uniform"], ["--patch-sampling", "texture"],
-                                   ["--disc-view", "local"]], ids=["uniform", "texture", "local-D"])
+                                   ["--disc-view", "local"], ["--disc-steps", "2"]],
+                         ids=["uniform", "texture", "local-D", "disc-steps"])
 def test_resume_is_bit_identical_to_an_uninterrupted_run(unpaired_sets, tmp_path, extra):
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert main(train_args(unpaired_sets, straight, 9, extra=extra)) == 0
@@ -101,6 +104,41 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(unpaired_sets, tmp_path
     for a, b in zip(load(straight)["opt_G"]["state"].values(), load(split)["opt_G"]["state"].values()):
         assert torch.equal(a["exp_avg"], b["exp_avg"])
     assert [r["iteration"] for r in log_rows(split)] == ["2", "4", "5", "6", "8", "9"]
+
+
+def test_disc_steps_updates_d_that_many_times_on_batches_of_its_own(unpaired_sets, tmp_path):
+    """--disc-steps 2: Adam counts two D steps per G step, and an iteration's loader batch holds two
+    different batches of --batch-size patches, the first being what --disc-steps 1 draws."""
+    run = tmp_path / "run"
+    assert main(train_args(unpaired_sets, run, 3, extra=["--disc-steps", "2"])) == 0
+    ckpt = load(run)
+    assert {float(v["step"]) for v in ckpt["opt_D"]["state"].values()} == {6.0}
+    assert {float(v["step"]) for v in ckpt["opt_G"]["state"].values()} == {3.0}
+
+    def first_batch(steps, folder):
+        options = DownsamplerOptions(hr=str(unpaired_sets["hr"]), lr=str(unpaired_sets["lr"]), iterations=1,
+                                     batch_size=2, lr_patch=32, width=4, disc_width=4, disc_steps=steps,
+                                     device="cpu")
+        return next(iter(DownsamplerTrainer(options, tmp_path / folder).batches()))
+
+    hr_two, lr_two = first_batch(2, "two")
+    hr_one, lr_one = first_batch(1, "one")
+    assert hr_two.shape[0] == lr_two.shape[0] == 4 and hr_one.shape[0] == 2
+    assert torch.equal(hr_two[:2], hr_one) and torch.equal(lr_two[:2], lr_one)
+    assert not torch.equal(hr_two[:2], hr_two[2:]) and not torch.equal(lr_two[:2], lr_two[2:])
+
+
+def test_a_run_from_before_an_added_option_resumes_at_its_old_value_only(unpaired_sets, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(train_args(unpaired_sets, run, 2)) == 0
+    config = json.loads((run / "config.json").read_text())
+    for key in ("disc_steps", "disc_view", "patch_sampling"):
+        del config["options"][key]
+    (run / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert main(train_args(unpaired_sets, run, 3, extra=["--disc-steps", "2"])) == 1
+    assert "--disc-steps 1 (now 2)" in capsys.readouterr().err
+    assert main(train_args(unpaired_sets, run, 3)) == 0 and load(run)["iteration"] == 3
 
 
 def test_finished_run_is_left_alone(unpaired_sets, tmp_path):

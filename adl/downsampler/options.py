@@ -69,6 +69,8 @@ class DownsamplerOptions:
     disc_view: str = option("paper", "D's view: paper (method.md §3), or local: a 7×7 receptive field per logit, "
                                      "as KernelGAN's D (a diagnostic option; docs/fidelity.md, issue 16)",
                             choices=DISC_VIEWS)
+    disc_steps: int = option(1, "D updates per G update, each on its own batch (the paper: 1; issue 16's lead, "
+                                "docs/fidelity.md)", minimum=1)
     lr_rate: float = option(5e-5, "Adam learning rate", parse=positive_float)
     seed: int = option(0, "seed of initialisation and patch sampling", minimum=0)
     device: str = option("auto", DEVICE_HELP, parse=device_name)

@@ -76,6 +76,7 @@ class DownsamplerTrainer(TrainingRun):
     # Validation columns stay empty on rows without a validation (or a refresh, for the last one).
     extra_columns = ("data_term", "val_lr_psnr", "val_kernel_similarity", "adl_kernel_similarity")
     resumable = RESUMABLE_OPTIONS
+    added_options = {"patch_sampling": "uniform", "disc_view": "paper", "disc_steps": 1}  # issue 16
 
     def __init__(self, options: DownsamplerOptions, run_dir: str | os.PathLike, fast: FastPath | None = None):
         """``fast`` overrides the levers that --precision and --compile choose (benchmarks isolate each)."""
@@ -211,7 +212,9 @@ class DownsamplerTrainer(TrainingRun):
         else:
             dataset = UnpairedPatches(self.hr_images, self.lr_images, o.hr_patch, o.lr_patch, o.seed,
                                       o.patch_sampling)
-        return patch_loader(dataset, self.iteration, o.iterations, o.batch_size,
+        # One loader batch holds the disc_steps batches of an iteration, so batches stay a pure
+        # function of (seed, iteration) and disc_steps 1 draws exactly what it always drew.
+        return patch_loader(dataset, self.iteration, o.iterations, o.batch_size * o.disc_steps,
                             loader_workers(o.workers, self.device),
                             pin=self.device.type == "cuda")
 
@@ -225,7 +228,8 @@ class DownsamplerTrainer(TrainingRun):
         return self.o.data_loss
 
     def train_step(self, batch) -> torch.Tensor:
-        """One iteration of Algorithm 1: update D once, then G once."""
+        """One iteration of Algorithm 1: update D (once, or --disc-steps times on batches of its
+        own), then G once, on the last of those batches."""
         o, fast = self.o, self.fast
         term = self.active_term(self.iteration)
         self._terms_since_row.add(term)
@@ -233,16 +237,16 @@ class DownsamplerTrainer(TrainingRun):
         if self.resident:
             hr_images, lr_images = self.resident
             batch = hr_images.crop(batch[:, 0], o.hr_patch), lr_images.crop(batch[:, 1], o.lr_patch)
-        hr, lr = (fast.layout(to_unit_range(b, self.device)) for b in batch)
-        with fast.autocast():
-            fake = apply_downsampler(self.run_G, hr, o.scale, straight_through=True).float()
-
-        self.opt_D.zero_grad(set_to_none=True)
-        with fast.autocast():
-            real_logits, fake_logits = self.run_D(lr), self.run_D(fake.detach())
-        loss_d = discriminator_loss(real_logits.float(), fake_logits.float())
-        loss_d.backward()
-        self.opt_D.step()
+        hr_all, lr_all = (fast.layout(to_unit_range(b, self.device)) for b in batch)
+        for hr, lr in zip(hr_all.split(o.batch_size), lr_all.split(o.batch_size)):
+            with fast.autocast():
+                fake = apply_downsampler(self.run_G, hr, o.scale, straight_through=True).float()
+            self.opt_D.zero_grad(set_to_none=True)
+            with fast.autocast():
+                real_logits, fake_logits = self.run_D(lr), self.run_D(fake.detach())
+            loss_d = discriminator_loss(real_logits.float(), fake_logits.float())
+            loss_d.backward()
+            self.opt_D.step()
 
         self.opt_G.zero_grad(set_to_none=True)
         self.D.requires_grad_(False)  # G's step needs D's input gradient only: skip its weight gradients
