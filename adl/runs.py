@@ -21,6 +21,7 @@ import signal
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -120,7 +121,7 @@ class TrainingRun:
     resumable: frozenset[str] = frozenset()
     # Options added after runs may have started, each with the value that does what a run from before
     # it did: a run whose config.json lacks one resumes if the option still has that value.
-    added_options: dict[str, object] = {}
+    added_options: ClassVar[dict[str, object]] = {}
     checkpoint_format = 1
 
     def __init__(self, run_dir: str | Path, options: dict, fingerprints: dict[str, tuple[str, str]],

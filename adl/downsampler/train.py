@@ -17,6 +17,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -76,7 +77,8 @@ class DownsamplerTrainer(TrainingRun):
     # Validation columns stay empty on rows without a validation (or a refresh, for the last one).
     extra_columns = ("data_term", "val_lr_psnr", "val_kernel_similarity", "adl_kernel_similarity")
     resumable = RESUMABLE_OPTIONS
-    added_options = {"patch_sampling": "uniform", "disc_view": "paper", "disc_steps": 1}  # issue 16
+    added_options: ClassVar[dict[str, object]] = {  # by issue 16
+        "patch_sampling": "uniform", "disc_view": "paper", "disc_steps": 1}
 
     def __init__(self, options: DownsamplerOptions, run_dir: str | os.PathLike, fast: FastPath | None = None):
         """``fast`` overrides the levers that --precision and --compile choose (benchmarks isolate each)."""
