@@ -2,7 +2,8 @@
 the true test LR of every kernel of that set (LR PSNR, shave 8, as Table 1). A G that learned the kernel
 of its LR side scores best against that kernel; a gain that every G shares, whatever its LR side, is not
 kernel learning.
-  python docs/fidelity/issue16/cross.py > docs/fidelity/issue16/cross.csv
+  OMP_NUM_THREADS=1 python docs/fidelity/issue16/cross.py > docs/fidelity/issue16/cross.csv
+(the thread count changes the fourth decimal of one score in 160: convolution sums are reordered)
 Reads the runs of docs/fidelity/issue16/train.sh under /tmp/adl16 and, for skimage, the run folders of a
 config/cpu.yaml workflow run under $CPU_RUN (default /work/quiet)."""
 
@@ -26,8 +27,10 @@ def sets():
         kernels = ("k2", "k3", "k4", "ka")
         # adl-noadv: ADL with --alpha 1e6, i.e. the data term alone (Adam cancels the scale): what G
         # becomes without any information from the LR side.
-        runs = {(term, k): ROOT / "runs" / f"{photos}-{k}-{run}-s0" for term, run in (
-            ("adl", "adl-uniform"), ("bicubic", "bicubic-uniform"), ("adl-noadv", "adl-noadv")) for k in kernels}
+        # adl-s1: ADL with seed 1, to see whether the kernel-specific part survives another seed.
+        runs = {(term, k): ROOT / "runs" / f"{photos}-{k}-{run}" for term, run in (
+            ("adl", "adl-uniform-s0"), ("bicubic", "bicubic-uniform-s0"), ("adl-noadv", "adl-noadv-s0"),
+            ("adl-s1", "adl-uniform-s1")) for k in kernels}
         yield (photos, ROOT / f"{photos}-k3" / "test_hr", {k: ROOT / f"{photos}-{k}" / "test_lr" for k in kernels},
                {key: run for key, run in runs.items() if (run / "checkpoint.pt").exists()})
     kernels = ("k1", "k2", "k3", "k4")
