@@ -3,7 +3,7 @@ the true test LR of every kernel of that set (LR PSNR, shave 8, as Table 1). A G
 of its LR side scores best against that kernel; a gain that every G shares, whatever its LR side, is not
 kernel learning.
   OMP_NUM_THREADS=1 python docs/fidelity/issue16/cross.py > docs/fidelity/issue16/cross.csv
-(the thread count changes the fourth decimal of one score in 160: convolution sums are reordered)
+(the thread count can change a fourth decimal: convolution sums are reordered)
 Reads the runs of docs/fidelity/issue16/train.sh under /tmp/adl16 and, for skimage, the run folders of a
 config/cpu.yaml workflow run under $CPU_RUN (default /work/quiet)."""
 
