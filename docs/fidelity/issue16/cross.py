@@ -27,10 +27,10 @@ def sets():
         kernels = ("k2", "k3", "k4", "ka")
         # adl-noadv: ADL with --alpha 1e6, i.e. the data term alone (Adam cancels the scale): what G
         # becomes without any information from the LR side.
-        # adl-s1: ADL with seed 1, to see whether the kernel-specific part survives another seed.
+        # adl-s1, adl-s2: ADL with seeds 1 and 2, to see whether the kernel-specific part survives them.
         runs = {(term, k): ROOT / "runs" / f"{photos}-{k}-{run}" for term, run in (
             ("adl", "adl-uniform-s0"), ("bicubic", "bicubic-uniform-s0"), ("adl-noadv", "adl-noadv-s0"),
-            ("adl-s1", "adl-uniform-s1")) for k in kernels}
+            ("adl-s1", "adl-uniform-s1"), ("adl-s2", "adl-uniform-s2")) for k in kernels}
         yield (photos, ROOT / f"{photos}-k3" / "test_hr", {k: ROOT / f"{photos}-{k}" / "test_lr" for k in kernels},
                {key: run for key, run in runs.items() if (run / "checkpoint.pt").exists()})
     kernels = ("k1", "k2", "k3", "k4")
