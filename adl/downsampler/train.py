@@ -240,8 +240,10 @@ class DownsamplerTrainer(TrainingRun):
             hr_images, lr_images = self.resident
             batch = hr_images.crop(batch[:, 0], o.hr_patch), lr_images.crop(batch[:, 1], o.lr_patch)
         hr_all, lr_all = (fast.layout(to_unit_range(b, self.device)) for b in batch)
-        for hr, lr in zip(hr_all.split(o.batch_size), lr_all.split(o.batch_size)):
-            with fast.autocast():
+        last = o.disc_steps - 1
+        for n, (hr, lr) in enumerate(zip(hr_all.split(o.batch_size), lr_all.split(o.batch_size))):
+            # Only the last batch's G(HR) is backpropagated (G's step): no graph is kept for the others.
+            with fast.autocast(), torch.set_grad_enabled(n == last):
                 fake = apply_downsampler(self.run_G, hr, o.scale, straight_through=True).float()
             self.opt_D.zero_grad(set_to_none=True)
             with fast.autocast():
