@@ -120,7 +120,8 @@ class TrainingRun:
     extra_columns: tuple[str, ...] = ()
     resumable: frozenset[str] = frozenset()
     # Options added after runs may have started, each with the value that does what a run from before
-    # it did: a run whose config.json lacks one resumes if the option still has that value.
+    # it did (for adl's options, their default): a run whose config.json lacks one resumes if the
+    # option still has that value.
     added_options: ClassVar[dict[str, object]] = {}
     checkpoint_format = 1
 

@@ -57,15 +57,15 @@ def down_run(work: Path, dataset: str, denoise: str) -> Path:
     raise SystemExit(f"noise_tables: no ADL run with denoise={denoise} under {work / 'results' / dataset}")
 
 
-def downsampler_table(work: Path, settings: dict[str, str]) -> None:
+def downsampler_table(work: Path, settings: dict[str, tuple[str, str]]) -> None:
     print("| noise | G trained on | LR PSNR vs clean test LR (dB) | kernel similarity |\n|---|---|---|---|")
-    for dataset, law in settings.items():
+    for dataset, (law, photos) in settings.items():
         for variant, denoise in (("adl-n", "none"), ("adl-denoise", "bm3d")):
             table = rows(work / "results/noise" / dataset / variant / "table1.csv")
             value = next(r["k3"] for r in table if r["method"] == "adl")
             log = rows(down_run(work, dataset, denoise) / "log.csv")
             similarity = [r["val_kernel_similarity"] for r in log if r["val_kernel_similarity"]][-1]
-            print(f"| {law} | {VARIANTS[variant]} | {value} | {float(similarity):.3f} |")
+            print(f"| {law}, {photos} | {VARIANTS[variant]} | {value} | {float(similarity):.3f} |")
 
 
 def test_idown(work: Path, dataset: str, down: Path, inject: str) -> list[np.ndarray]:
@@ -81,10 +81,11 @@ def test_idown(work: Path, dataset: str, down: Path, inject: str) -> list[np.nda
     return [read_image(p) for p in list_images(out / "lr")]
 
 
-def noise_table(work: Path, settings: dict[str, str]) -> None:
+def noise_table(work: Path, settings: dict[str, tuple[str, str]]) -> None:
     print("| noise | images | estimated σ (R, G, B) | fitted a (R, G, B) | fitted b (R, G, B) |\n|---|---|---|---|---|")
-    for dataset, spec in settings.items():
-        law = NoiseLaw.parse(spec.rsplit(", ", 1)[0])  # "LAW, PHOTOS"
+    for dataset, (spec, photos) in settings.items():
+        law = NoiseLaw.parse(spec)
+        spec = f"{spec}, {photos}"
         res = work / "resources" / dataset / RES
         clean = [read_image(p) for p in list_images(res / "test_hr_lr")]
         truth = np.mean([law.sigma(c.astype(np.float64)) for c in clean])
@@ -99,25 +100,26 @@ def noise_table(work: Path, settings: dict[str, str]) -> None:
                   f"| {fitted[0]} | {fitted[1]} |")
 
 
-def sr_table(work: Path, settings: dict[str, str]) -> None:
+def sr_table(work: Path, settings: dict[str, tuple[str, str]]) -> None:
     print("| noise | SR trained on | PSNR (dB) on the noisy test LR |\n|---|---|---|")
-    for dataset, law in settings.items():
+    for dataset, (law, photos) in settings.items():
         for variant, name in VARIANTS.items():
             path = work / "results/noise" / dataset / variant / "table3.csv"
             for r in rows(path):
                 label = name if r["method"] == "adl" else {"bicubic": "bicubic pairs",
                                                            "oracle": "oracle (true kernel + true noise)"}[r["method"]]
-                print(f"| {law} | {label} | {r['k3']} |")
+                print(f"| {law}, {photos} | {label} | {r['k3']} |")
 
 
-def settings(work: Path) -> dict[str, str]:
-    """Each dataset the protocol ran, with the law its noisy test LR was degraded with (from its log)."""
+def settings(work: Path) -> dict[str, tuple[str, str]]:
+    """Each dataset the protocol ran: the law its noisy test LR was degraded with (from its log), and its
+    photo set (scripts/noise_protocol.sh names the varied one's dataset after it)."""
     found = {}
     for folder in sorted((work / "results/noise").iterdir()):
         log = work / "logs" / folder.name / "degrade" / "x2-k3-test_hr-noisy.log"
         if folder.is_dir() and log.is_file():
             law = re.search(r"with (\S+) noise", log.read_text()).group(1)
-            found[folder.name] = f"{law}, {'varied' if 'varied' in folder.name else 'skimage'}"
+            found[folder.name] = (law, "varied" if "varied" in folder.name else "skimage")
     return found
 
 

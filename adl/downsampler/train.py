@@ -64,6 +64,8 @@ RETRIEVAL_CROP = 1000  # method.md §5: each retrieval image is cropped to its t
 # Validation only reads G, so it may be added, changed or dropped on resume too.
 RESUMABLE_OPTIONS = frozenset({"hr", "lr", "iterations", "checkpoint_every", "log_every", "device", "workers",
                                "precision", "compile", "sampling", "val_hr", "val_lr", "true_kernel", "val_every"})
+# Options added by issue 16 after runs had started; their defaults do what those runs did.
+ADDED_OPTIONS = ("patch_sampling", "disc_view", "disc_steps")
 RESIDENT_SHARE = 4  # images go to the GPU only if they take at most 1/4 of its free memory
 
 
@@ -77,8 +79,8 @@ class DownsamplerTrainer(TrainingRun):
     # Validation columns stay empty on rows without a validation (or a refresh, for the last one).
     extra_columns = ("data_term", "val_lr_psnr", "val_kernel_similarity", "adl_kernel_similarity")
     resumable = RESUMABLE_OPTIONS
-    added_options: ClassVar[dict[str, object]] = {  # by issue 16
-        "patch_sampling": "uniform", "disc_view": "paper", "disc_steps": 1}
+    added_options: ClassVar[dict[str, object]] = {
+        f.name: f.default for f in dataclasses.fields(DownsamplerOptions) if f.name in ADDED_OPTIONS}
 
     def __init__(self, options: DownsamplerOptions, run_dir: str | os.PathLike, fast: FastPath | None = None):
         """``fast`` overrides the levers that --precision and --compile choose (benchmarks isolate each)."""

@@ -5,7 +5,8 @@ kernel learning.
   OMP_NUM_THREADS=1 python docs/fidelity/issue16/cross.py > docs/fidelity/issue16/cross.csv
 (the thread count can change a fourth decimal: convolution sums are reordered)
 Reads the runs of docs/fidelity/issue16/train.sh under /tmp/adl16 and, for skimage, the run folders of a
-config/cpu.yaml workflow run under $CPU_RUN (default /work/quiet)."""
+config/cpu.yaml workflow run in the folder $CPU_RUN (default: here, where that workflow writes them; the
+figures in cross.csv came from a fresh clone that ran it)."""
 
 import os
 from pathlib import Path
@@ -18,7 +19,7 @@ from adl.imageio import list_images, read_image
 from adl.metrics import finite_mean, psnr
 
 CPU = torch.device("cpu")
-ROOT, CPU_RUN = Path("/tmp/adl16"), Path(os.environ.get("CPU_RUN", "/work/quiet"))
+ROOT, CPU_RUN = Path("/tmp/adl16"), Path(os.environ.get("CPU_RUN", "."))
 
 
 def sets():
